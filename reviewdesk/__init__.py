@@ -1,0 +1,7 @@
+"""reviewdesk: a review desk for LangGraph interrupts."""
+
+from __future__ import annotations
+
+from reviewdesk.celery import app as celery_app
+
+__all__ = ["celery_app"]
