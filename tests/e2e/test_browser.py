@@ -1,0 +1,183 @@
+"""A reviewer in headless Chromium: items arrive live, are answered, threads complete.
+
+Real Daphne, real Celery worker, real Redis, the test database; Playwright drives Debian's
+Chromium through executable_path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reviewdesk import registry, services
+from reviewdesk.models import Thread
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("transactional_db", "celery_worker")]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page(
+    live_server_url: str, chromium_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; our ORM calls here are sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        context = browser.new_context(base_url=live_server_url)
+        context.set_default_timeout(20_000)
+        yield context.new_page()
+        browser.close()
+
+
+def log_in(page: Any, username: str) -> None:
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "pw")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+
+
+def start(graph: str, user: Any) -> Thread:
+    return services.thread_start(
+        graph=graph, input=registry.graph_specs()[graph].example_input, user=user
+    )
+
+
+def open_item_from_queue(page: Any, text: str) -> None:
+    """Wait on the open queue page for a row to arrive live, then open it."""
+    from playwright.sync_api import expect
+
+    row = page.locator(".item-row", has_text=text)
+    expect(row).to_be_visible()
+    row.locator("a").click()
+    page.wait_for_url("**/items/*/")
+    expect(page.locator("body.live")).to_be_visible()
+
+
+def submit(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.click("button:has-text('Submit answer')")
+    expect(page.locator("#answer-panel")).to_contain_text("by rita")
+
+
+def back_to_queue(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.click("text=← Queue")
+    expect(page.locator("body.live")).to_be_visible()
+
+
+def test_four_example_graphs_through_the_browser(page: Any, reviewer: Any, staff: Any) -> None:
+    from playwright.sync_api import expect
+
+    log_in(page, "rita")
+    expect(page.locator("body.live")).to_be_visible()  # the queue's socket is open
+    expect(page.locator(".empty-note")).to_be_visible()
+    page.evaluate("window.__noReload = true")
+
+    # An item appears on the open queue page without a reload.
+    age = start("age", staff)
+    expect(page.locator(".item-row", has_text="What is your age?")).to_be_visible()
+    assert page.evaluate("window.__noReload") is True
+
+    open_item_from_queue(page, "What is your age?")
+    page.fill("#id_answer", "42")
+    submit(page)
+    progress = page.locator("#thread-progress")
+    expect(progress).to_contain_text("Completed")  # pushed live: queued → running → completed
+    age.refresh_from_db()
+    assert age.status == Thread.Status.COMPLETED
+
+    back_to_queue(page)
+    chatbot = start("chatbot", staff)
+    open_item_from_queue(page, "expert help")
+    page.fill("#id_answer", "Start with LangGraph's tutorials.")
+    submit(page)
+    expect(page.locator("#thread-progress")).to_contain_text("Completed")
+    expect(page.locator("#thread-state")).to_contain_text("Start with LangGraph's tutorials.")
+    chatbot.refresh_from_db()
+    assert chatbot.status == Thread.Status.COMPLETED
+
+    back_to_queue(page)
+    agent = start("agent", staff)
+    open_item_from_queue(page, "send_email")
+    page.check("input[name=decision_0][value=edit]")
+    page.fill(
+        "#id_args_0",
+        '{"to": "bob@example.com", "subject": "Launch", "body": "See you Friday"}',
+    )
+    submit(page)
+    expect(page.locator("#thread-progress")).to_contain_text("Completed")
+    expect(page.locator("#thread-state")).to_contain_text("bob@example.com")
+    agent.refresh_from_db()
+    assert agent.status == Thread.Status.COMPLETED
+
+    back_to_queue(page)
+    parallel = start("parallel_approval", staff)
+    open_item_from_queue(page, "Approve this draft for legal?")
+    page.fill("#id_answer", '{"approved": true, "comment": "fine"}')
+    submit(page)
+    back_to_queue(page)
+    open_item_from_queue(page, "Approve this draft for brand?")
+    page.fill("#id_answer", "true")
+    submit(page)
+    expect(page.locator("#thread-progress")).to_contain_text("Completed")
+    parallel.refresh_from_db()
+    assert parallel.status == Thread.Status.COMPLETED
+    values = registry.graph_get("parallel_approval").get_state(parallel.langgraph_config).values
+    assert len(values["published"]) == 1
+
+    back_to_queue(page)
+    expect(page.locator(".item-row")).to_have_count(0)
+    expect(page.locator(".empty-note")).to_be_visible()
+
+
+def test_invalid_answer_shows_inline_error_and_changes_nothing(
+    page: Any, reviewer: Any, staff: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    thread = start("chatbot", staff)
+    log_in(page, "rita")
+    open_item_from_queue(page, "expert help")
+    page.check("input[name=mode][value=json]")
+    page.fill("#id_answer", '{"data": ')
+    page.click("button:has-text('Submit answer')")
+    expect(page.locator("#answer-panel .error")).to_contain_text("not valid JSON")
+    thread.refresh_from_db()
+    assert thread.status == Thread.Status.INTERRUPTED
+    assert thread.items.get().status == "pending"
+
+
+def test_screenshot_for_the_readme(page: Any, reviewer: Any, staff: Any) -> None:
+    """Keeps docs/screenshot-queue.png current when REVIEWDESK_SCREENSHOTS is set."""
+    from playwright.sync_api import expect
+
+    for graph in ("age", "agent", "parallel_approval", "chatbot"):
+        start(graph, staff)
+    log_in(page, "rita")
+    expect(page.locator(".item-row")).to_have_count(5)
+    target = os.environ.get("REVIEWDESK_SCREENSHOTS")
+    if target:
+        page.set_viewport_size({"width": 1100, "height": 640})
+        page.screenshot(path=str(Path(target) / "queue.png"))
+        page.locator(".item-row", has_text="send_email").locator("a").click()
+        expect(page.locator("body.live")).to_be_visible()
+        page.screenshot(path=str(Path(target) / "item.png"), full_page=True)
