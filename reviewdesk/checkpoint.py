@@ -61,6 +61,16 @@ def saver() -> BaseCheckpointSaver:
         return _savers[key]
 
 
+def close_all() -> None:
+    """Close this process's savers (their pools would keep the database in use)."""
+    with _lock:
+        for saver in _savers.values():
+            conn = getattr(saver, "conn", None)
+            if hasattr(conn, "close"):
+                conn.close()
+        _savers.clear()
+
+
 def setup() -> None:
     """Create the checkpointer's tables (a migration calls this; never at import)."""
     saver().setup()

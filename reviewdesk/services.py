@@ -343,7 +343,11 @@ def review_item_answer(*, item_id: int, reviewer: AbstractBaseUser, answer: Any)
     with transaction.atomic():
         thread_id = ReviewItem.objects.values_list("thread_id", flat=True).get(pk=item_id)
         thread = Thread.objects.select_for_update().get(pk=thread_id)
-        item = ReviewItem.objects.select_for_update().select_related("answered_by").get(pk=item_id)
+        item = (
+            ReviewItem.objects.select_for_update(of=("self",))
+            .select_related("answered_by")
+            .get(pk=item_id)
+        )
         if not queries.user_can_review(reviewer, item.queue_id):
             raise PermissionDenied("You are not a reviewer of this item's queue.")
         if item.status != ReviewItem.Status.PENDING:

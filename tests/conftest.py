@@ -22,6 +22,24 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.REVIEWDESK_GRAPHS = {**settings.REVIEWDESK_GRAPHS, **GRAPHS}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _release_test_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Close checkpointer pools and stray sessions so the test database can be dropped."""
+    yield
+    from django.db import connection
+
+    from reviewdesk import checkpoint, registry
+
+    checkpoint.close_all()
+    registry._compiled.cache_clear()
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
 # --- people ------------------------------------------------------------------------------------
 
 
