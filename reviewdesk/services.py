@@ -124,7 +124,12 @@ def thread_advance(*, thread_id: UUID | str, task_id: str = "") -> str:
         thread = Thread.objects.select_for_update().filter(pk=thread_id).first()
         if thread is None:
             return "missing"
-        graph = registry.graph_get(thread.graph)
+        try:
+            graph = registry.graph_get(thread.graph)
+        except registry.UnknownGraph:
+            if thread.status in (*Thread.ACTIVE, Thread.Status.INTERRUPTED):
+                _fail(thread, error=f"The graph {thread.graph!r} is no longer registered.")
+            return "failed"
         if _plan(thread, graph) is None:
             return "nothing to do"
         thread.attempts += 1

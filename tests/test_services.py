@@ -323,3 +323,12 @@ def test_reconciler_picks_stale_threads_and_unapplied_answers(
     assert AuditEvent.objects.filter(action="thread_reenqueued").count() == 2
     # Touched: the next sweep leaves them alone until they are stale again.
     assert services.threads_reconcile() == []
+
+
+def test_a_thread_whose_graph_was_unregistered_fails_clearly(staff: Any) -> None:
+    thread = services.thread_start(graph="age", input={}, user=staff)
+    Thread.objects.filter(pk=thread.pk).update(graph="removed_graph")
+    assert services.thread_advance(thread_id=thread.pk) == "failed"
+    thread.refresh_from_db()
+    assert thread.status == Thread.Status.FAILED
+    assert "'removed_graph' is no longer registered" in thread.error

@@ -181,3 +181,41 @@ def test_screenshot_for_the_readme(page: Any, reviewer: Any, staff: Any) -> None
         page.locator(".item-row", has_text="send_email").locator("a").click()
         expect(page.locator("body.live")).to_be_visible()
         page.screenshot(path=str(Path(target) / "item.png"), full_page=True)
+
+
+def test_open_page_reconnects_and_resyncs_after_a_server_restart(
+    desk_env: dict[str, str],
+    chromium_path: Path,
+    tmp_path: Path,
+    reviewer: Any,
+    staff: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Daphne goes away and comes back on the same port: the page recovers by itself."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests import procs
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    server = procs.start_daphne(desk_env, log_path=tmp_path / "daphne.log")
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+            page = browser.new_context(base_url=server.url).new_page()
+            page.set_default_timeout(30_000)
+            log_in(page, "rita")
+            expect(page.locator("body.live")).to_be_visible()
+            page.evaluate("window.__noReload = true")
+
+            server.stop()
+            expect(page.locator("body.live")).to_have_count(0)
+            # Missed while the server was down: only a resync on reconnect can show it.
+            start("age", staff)
+            server = procs.start_daphne(desk_env, port=server.port, log_path=tmp_path / "d2.log")
+
+            expect(page.locator("body.live")).to_be_visible()
+            expect(page.locator(".item-row", has_text="What is your age?")).to_be_visible()
+            assert page.evaluate("window.__noReload") is True
+            browser.close()
+    finally:
+        server.stop()
