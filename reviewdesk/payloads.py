@@ -13,9 +13,12 @@ from typing import Any
 
 import jsonschema
 from django.conf import settings
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, TypeAdapter
 
-_ANY = TypeAdapter(Any)
+# bytes become base64 text, so one undecodable byte string cannot flatten a whole payload.
+_ANY = TypeAdapter(Any, config=ConfigDict(ser_json_bytes="base64"))
+# The checkpointer's serialiser refuses integers outside this range (and would fail the run).
+_INT_RANGE = (-(2**63), 2**64 - 1)
 
 
 class Kind(StrEnum):
@@ -75,16 +78,44 @@ def hitl_actions(value: dict[str, Any]) -> list[dict[str, Any]]:
 
 def parse_json(text: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise AnswerError(
             f"That is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
         ) from None
+    except ValueError as exc:  # e.g. a number too long for Python to convert
+        raise AnswerError(f"That is not valid JSON: {exc}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def storable_size(value: Any, *, what: str = "answer") -> int:
+    """Bytes of the value as JSON; refuse what the database or the checkpointer cannot store."""
+    try:
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise AnswerError(f"The {what} cannot be stored as JSON: {exc}.") from None
+    _check_ints(value, what)
+    return len(encoded)
+
+
+def _check_ints(value: Any, what: str) -> None:
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+        elif isinstance(current, int) and not _INT_RANGE[0] <= current <= _INT_RANGE[1]:
+            raise AnswerError(f"The {what} has an integer too large to store (over 64 bits).")
 
 
 def answer_validate(*, value: Any, response_schema: dict[str, Any] | None, answer: Any) -> Any:
     """Return the answer if the graph can safely receive it, else raise AnswerError."""
-    size = len(json.dumps(answer, ensure_ascii=False).encode())
+    size = storable_size(answer)
     if size > settings.REVIEWDESK_MAX_ANSWER_BYTES:
         raise AnswerError(
             f"The answer is too large ({size} bytes; the limit is "

@@ -8,7 +8,6 @@ before any of the thread's item rows so answers and runs never deadlock.
 
 from __future__ import annotations
 
-import json
 import logging
 import traceback as tb
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from django.utils import timezone
 from langgraph.errors import InvalidUpdateError
 from langgraph.types import Command, StateUpdate
 
-from reviewdesk import events, queries, registry
+from reviewdesk import events, payloads, queries, registry
 from reviewdesk.models import AuditEvent, Queue, ReviewItem, Thread
 from reviewdesk.payloads import AnswerError, answer_validate, to_json
 
@@ -86,7 +85,7 @@ def thread_start(
     """Record a new run of a registered graph and enqueue its first advance."""
     if graph not in registry.graph_specs():
         raise registry.UnknownGraph(f"No graph named {graph!r}.")
-    size = len(json.dumps(input).encode())
+    size = payloads.storable_size(input, what="input")
     if size > settings.REVIEWDESK_MAX_INPUT_BYTES:
         raise ValueError(
             f"The input is too large ({size} bytes; limit {settings.REVIEWDESK_MAX_INPUT_BYTES})."

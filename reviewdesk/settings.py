@@ -118,6 +118,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing root before collectstatic
 
 # --- Redis: Celery broker and Channels layer ---------------------------------------------------
 # REDIS_URL if set; otherwise the private Redis that `make run` / `make test` start on a socket.

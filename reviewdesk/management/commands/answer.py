@@ -31,7 +31,7 @@ class Command(BaseCommand):
             raise CommandError(f"No active user named {user!r}.")
         try:
             answer = json.loads(value)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:
             raise CommandError(f"--json is not valid JSON: {exc}") from None
         try:
             item = services.review_item_answer(item_id=item_id, reviewer=reviewer, answer=answer)

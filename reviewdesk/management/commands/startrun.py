@@ -22,7 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, graph: str, input: str, user: str | None, **options: Any) -> None:
         try:
             value = json.loads(input)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:
             raise CommandError(f"--input is not valid JSON: {exc}") from None
         starter = None
         if user:
