@@ -11,18 +11,7 @@ from langgraph.types import Command
 from reviewdesk import registry, services
 from reviewdesk.models import AuditEvent, ReviewItem, Thread
 from reviewdesk.payloads import AnswerError
-
-
-def start(graph: str, input: Any, user: Any = None) -> Thread:
-    """Start a thread and run it to its first stop, as the worker would."""
-    thread = services.thread_start(graph=graph, input=input, user=user)
-    services.thread_advance(thread_id=thread.pk)
-    thread.refresh_from_db()
-    return thread
-
-
-def pending(thread: Thread) -> list[ReviewItem]:
-    return list(thread.items.filter(status=ReviewItem.Status.PENDING).order_by("id"))
+from tests.support import pending, start
 
 
 def answer(item: ReviewItem, reviewer: Any, value: Any) -> Thread:
@@ -332,3 +321,40 @@ def test_a_thread_whose_graph_was_unregistered_fails_clearly(staff: Any) -> None
     thread.refresh_from_db()
     assert thread.status == Thread.Status.FAILED
     assert "'removed_graph' is no longer registered" in thread.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_reviewers_at_the_same_instant_one_wins(
+    staff: Any, reviewer: Any, other_reviewer: Any
+) -> None:
+    """Real concurrency: two threads, two database connections, one item."""
+    import threading
+
+    from django.db import connection
+
+    [item] = pending(start("age", {"name": "Ada"}, staff))
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def decide(user: Any, value: str) -> None:
+        barrier.wait()
+        try:
+            services.review_item_answer(item_id=item.pk, reviewer=user, answer=value)
+            outcomes.append("won")
+        except services.AlreadyDecided:
+            outcomes.append("told")
+        finally:
+            connection.close()
+
+    workers = [
+        threading.Thread(target=decide, args=(reviewer, "40")),
+        threading.Thread(target=decide, args=(other_reviewer, "41")),
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(outcomes) == ["told", "won"]
+    item.refresh_from_db()
+    assert item.status == ReviewItem.Status.ANSWERED
+    assert AuditEvent.objects.filter(item=item, action="item_answered").count() == 1

@@ -20,6 +20,7 @@ from reviewdesk import registry, services
 from reviewdesk.models import AuditEvent, ReviewItem, Thread
 from reviewdesk.payloads import summary
 from tests.factories import GroupFactory, QueueFactory, ReviewItemFactory, ThreadFactory
+from tests.support import pending, start
 
 HTMX = {"HX-Request": "true"}
 
@@ -42,18 +43,6 @@ def _test_settings(settings: Any) -> None:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def start(graph: str, input: Any, user: Any) -> Thread:
-    """Start a thread and run it to its first stop, as the worker would."""
-    thread = services.thread_start(graph=graph, input=input, user=user)
-    services.thread_advance(thread_id=thread.pk)
-    thread.refresh_from_db()
-    return thread
-
-
-def pending(thread: Thread) -> list[ReviewItem]:
-    return list(thread.items.filter(status=ReviewItem.Status.PENDING).order_by("id"))
 
 
 def asked(graph: str, staff: Any) -> ReviewItem:
