@@ -5,6 +5,12 @@
   var RETRIED = [1006, 1011, 1012, 1013];
   var AUTH = [4401, 4403];
 
+  // Exponential backoff with jitter, capped at 10 s: a page never waits long after a restart.
+  htmx.config.wsReconnectDelay = function (retryCount) {
+    var delay = Math.min(500 * Math.pow(2, retryCount), 10000);
+    return delay / 2 + Math.random() * delay / 2;
+  };
+
   document.addEventListener("htmx:wsOpen", function () {
     document.body.classList.add("live");
     htmx.trigger(document.body, "desk:resync");

@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from reviewdesk import registry, services
 from reviewdesk.models import Thread
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("transactional_db", "celery_worker")]
+
+# Live updates cross Redis, a worker and a socket; on a loaded 2-core CI box give them time.
+expect.set_options(timeout=15_000)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -33,8 +37,6 @@ CHROMIUM_ARGS = [
 def page(
     live_server_url: str, chromium_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
     # Playwright's sync API keeps an event loop in this thread; our ORM calls here are sync.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as pw:
@@ -61,8 +63,6 @@ def start(graph: str, user: Any) -> Thread:
 
 def open_item_from_queue(page: Any, text: str) -> None:
     """Wait on the open queue page for a row to arrive live, then open it."""
-    from playwright.sync_api import expect
-
     row = page.locator(".item-row", has_text=text)
     expect(row).to_be_visible()
     row.locator("a").click()
@@ -71,22 +71,16 @@ def open_item_from_queue(page: Any, text: str) -> None:
 
 
 def submit(page: Any) -> None:
-    from playwright.sync_api import expect
-
     page.click("button:has-text('Submit answer')")
     expect(page.locator("#answer-panel")).to_contain_text("by rita")
 
 
 def back_to_queue(page: Any) -> None:
-    from playwright.sync_api import expect
-
     page.click("text=← Queue")
     expect(page.locator("body.live")).to_be_visible()
 
 
 def test_four_example_graphs_through_the_browser(page: Any, reviewer: Any, staff: Any) -> None:
-    from playwright.sync_api import expect
-
     log_in(page, "rita")
     expect(page.locator("body.live")).to_be_visible()  # the queue's socket is open
     expect(page.locator(".empty-note")).to_be_visible()
@@ -152,8 +146,6 @@ def test_four_example_graphs_through_the_browser(page: Any, reviewer: Any, staff
 def test_invalid_answer_shows_inline_error_and_changes_nothing(
     page: Any, reviewer: Any, staff: Any
 ) -> None:
-    from playwright.sync_api import expect
-
     thread = start("chatbot", staff)
     log_in(page, "rita")
     open_item_from_queue(page, "expert help")
@@ -168,8 +160,6 @@ def test_invalid_answer_shows_inline_error_and_changes_nothing(
 
 def test_screenshot_for_the_readme(page: Any, reviewer: Any, staff: Any) -> None:
     """Keeps docs/screenshot-queue.png current when REVIEWDESK_SCREENSHOTS is set."""
-    from playwright.sync_api import expect
-
     for graph in ("age", "agent", "parallel_approval", "chatbot"):
         start(graph, staff)
     log_in(page, "rita")
@@ -192,8 +182,6 @@ def test_open_page_reconnects_and_resyncs_after_a_server_restart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Daphne goes away and comes back on the same port: the page recovers by itself."""
-    from playwright.sync_api import expect, sync_playwright
-
     from tests import procs
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -213,7 +201,8 @@ def test_open_page_reconnects_and_resyncs_after_a_server_restart(
             start("age", staff)
             server = procs.start_daphne(desk_env, port=server.port, log_path=tmp_path / "d2.log")
 
-            expect(page.locator("body.live")).to_be_visible()
+            # Reconnect backoff is capped at 10 s (static/reviewdesk/desk.js).
+            expect(page.locator("body.live")).to_be_visible(timeout=30_000)
             expect(page.locator(".item-row", has_text="What is your age?")).to_be_visible()
             assert page.evaluate("window.__noReload") is True
             browser.close()
