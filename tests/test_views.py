@@ -801,3 +801,13 @@ def test_pages_carry_a_strict_csp_and_no_inline_script(
         if response.status_code == 200:
             assert page(response).inline_scripts == []
             assert all(s.get("src") for s in page(response).scripts)
+
+
+def test_htmx_requests_without_a_session_are_sent_to_the_login_page(
+    client: Client, db: None
+) -> None:
+    """A resync after the session expired must not swap the login page into the list."""
+    response = client.get("/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="queue-items")
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/accounts/login/?next=/"
+    assert response.content == b""
