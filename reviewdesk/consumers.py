@@ -31,8 +31,8 @@ class DeskConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         # Join before accepting: the page resyncs on open, so no push can fall in between.
-        self.joined = groups
-        for group in groups:
+        self.joined = [*groups, events.user_group(user.pk)]
+        for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
@@ -45,6 +45,10 @@ class DeskConsumer(AsyncWebsocketConsumer):
 
     async def desk_html(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["html"])
+
+    async def desk_close(self, event: dict[str, Any]) -> None:
+        """The user logged out elsewhere: the page reloads into the login."""
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     def groups_for(self, user: Any) -> list[str] | None:
         raise NotImplementedError

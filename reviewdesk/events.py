@@ -7,6 +7,7 @@ Every push is scheduled with on_commit so nobody sees state that may still roll 
 from __future__ import annotations
 
 import logging
+from typing import Any
 from uuid import UUID
 
 from asgiref.sync import async_to_sync
@@ -28,6 +29,16 @@ def thread_group(thread_id: UUID | str) -> str:
     return f"thread.{thread_id}"
 
 
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def user_logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """Close the user's open sockets: Channels resolved the user once, at the handshake."""
+    if user is not None:
+        _send(user_group(user.pk), {"type": "desk.close"})
+
+
 def item_changed_on_commit(item_id: int) -> None:
     transaction.on_commit(lambda: item_changed(item_id), robust=True)
 
@@ -42,7 +53,7 @@ def item_changed(item_id: int) -> None:
     if item is None:
         return
     html = render_to_string("reviewdesk/queue.html#item-push", {"item": item})
-    _send(queue_group(item.queue_id), html)
+    _send(queue_group(item.queue_id), {"type": "desk.html", "html": html})
 
 
 def thread_changed(thread_id: UUID | str) -> None:
@@ -58,11 +69,11 @@ def thread_changed(thread_id: UUID | str) -> None:
             "state": queries.thread_state(thread),
         },
     )
-    _send(thread_group(thread.pk), html)
+    _send(thread_group(thread.pk), {"type": "desk.html", "html": html})
 
 
-def _send(group: str, html: str) -> None:
+def _send(group: str, message: dict[str, Any]) -> None:
     try:
-        async_to_sync(get_channel_layer().group_send)(group, {"type": "desk.html", "html": html})
+        async_to_sync(get_channel_layer().group_send)(group, message)
     except Exception:  # a push is a hint; the page resyncs on reconnect
         log.warning("push to %s failed", group, exc_info=True)

@@ -144,3 +144,18 @@ def test_frames_from_clients_are_ignored(reviewer: Any) -> None:
         await comm.disconnect()
 
     run(scenario)
+
+
+def test_logging_out_closes_the_users_open_sockets(reviewer: Any) -> None:
+    reviewer_cookie = login_cookie(reviewer)
+
+    async def scenario() -> None:
+        comm = communicator("/ws/queue/", reviewer_cookie)
+        assert (await comm.connect())[0]
+        client = Client()
+        await sync_to_async(client.force_login)(reviewer)
+        await sync_to_async(client.post)("/accounts/logout/", HTTP_HOST="127.0.0.1")
+        closed = await comm.receive_output(timeout=5)
+        assert closed == {"type": "websocket.close", "code": consumers.CLOSE_UNAUTHENTICATED}
+
+    run(scenario)
