@@ -61,14 +61,7 @@ def thread_changed(thread_id: UUID | str) -> None:
     thread = Thread.objects.filter(pk=thread_id).first()
     if thread is None:
         return
-    html = render_to_string(
-        "reviewdesk/thread.html#thread-push",
-        {
-            "thread": thread,
-            "open_items": thread.items.filter(status__in=ReviewItem.OPEN),
-            "state": queries.thread_state(thread),
-        },
-    )
+    html = render_to_string("reviewdesk/thread.html#thread-push", queries.thread_context(thread))
     _send(thread_group(thread.pk), {"type": "desk.html", "html": html})
 
 

@@ -50,6 +50,15 @@ def thread_can_view(user: AbstractBaseUser | AnonymousUser, thread: Thread) -> b
     return user.is_staff or review_items_for_user(user).filter(thread=thread).exists()
 
 
+def thread_context(thread: Thread) -> dict[str, Any]:
+    """What the thread-progress and thread-state partials render, wherever they render."""
+    return {
+        "thread": thread,
+        "open_items": thread.items.filter(status__in=ReviewItem.OPEN),
+        "state": thread_state(thread),
+    }
+
+
 def thread_state(thread: Thread) -> dict[str, Any]:
     """The thread's current values and next nodes from the checkpointer, JSON-safe."""
     try:

@@ -43,14 +43,12 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _item_context(request: HttpRequest, item: ReviewItem, form: Any = None) -> dict[str, Any]:
+def _item_context(item: ReviewItem, form: Any = None) -> dict[str, Any]:
     form_class = forms.answer_form_class(item.value)
     return {
+        **queries.thread_context(item.thread),
         "item": item,
-        "thread": item.thread,
         "form": form or form_class(value=item.value),
-        "state": queries.thread_state(item.thread),
-        "open_items": item.thread.items.filter(status__in=ReviewItem.OPEN),
         "can_answer": item.status == ReviewItem.Status.PENDING,
         "kind": str(payloads.kind_of(item.value)),
     }
@@ -59,7 +57,7 @@ def _item_context(request: HttpRequest, item: ReviewItem, form: Any = None) -> d
 @require_GET
 def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(queries.review_items_for_user(request.user), pk=pk)
-    return render(request, "reviewdesk/item.html", _item_context(request, item))
+    return render(request, "reviewdesk/item.html", _item_context(item))
 
 
 @require_POST
@@ -84,7 +82,7 @@ def item_answer(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("reviewdesk:item", pk=item.pk)
     else:
         status = 422
-    context = {**_item_context(request, item, form), "notice": notice}
+    context = {**_item_context(item, form), "notice": notice}
     template = "reviewdesk/item.html#answer-panel" if request.htmx else "reviewdesk/item.html"
     return render(request, template, context, status=status)
 
@@ -121,9 +119,7 @@ def thread_detail(request: HttpRequest, thread_id: UUID) -> HttpResponse:
     if not queries.thread_can_view(request.user, thread):
         raise PermissionDenied
     context = {
-        "thread": thread,
-        "state": queries.thread_state(thread),
-        "open_items": thread.items.filter(status__in=ReviewItem.OPEN),
+        **queries.thread_context(thread),
         "items": thread.items.select_related("answered_by"),
     }
     return render(request, "reviewdesk/thread.html", context)

@@ -12,11 +12,6 @@ register = template.Library()
 
 
 @register.filter
-def value_kind(value: Any) -> str:
-    return str(payloads.kind_of(value))
-
-
-@register.filter
 def summary(value: Any) -> str:
     return payloads.summary(value)
 
