@@ -31,6 +31,24 @@ EXAMPLE_INPUT: dict[str, Any] = {
     ]
 }
 
+# How reviewdesk answers human_assistance (read by the desk; the tool stays as the tutorial
+# wrote it): the reviewer types plain text and the graph receives {"data": text}.
+REVIEW_FORMS: dict[str, dict[str, Any]] = {
+    "tools": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "data": {
+                    "type": "string",
+                    "title": "Your reply",
+                    "description": "Sent to the model as the expert's answer.",
+                }
+            },
+            "required": ["data"],
+        }
+    }
+}
+
 
 class State(TypedDict):
     messages: Annotated[list, add_messages]

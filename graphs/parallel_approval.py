@@ -16,6 +16,21 @@ from typing_extensions import TypedDict
 
 EXAMPLE_INPUT: dict[str, Any] = {"topic": "our Friday product launch"}
 
+# How reviewdesk answers the reviews (read by the desk; the interrupt() calls stay as they are):
+# a yes/no with an optional comment, so reviewers get Approve / Reject buttons.
+APPROVAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "approved": {"type": "boolean", "description": "Publish this draft?"},
+        "comment": {"type": "string", "description": "Anything the team should know."},
+    },
+    "required": ["approved"],
+}
+REVIEW_FORMS: dict[str, dict[str, Any]] = {
+    "legal_review": {"schema": APPROVAL_SCHEMA},
+    "brand_review": {"schema": APPROVAL_SCHEMA},
+}
+
 _YES = frozenset({"yes", "y", "approve", "approved", "true", "ok"})
 _NO = frozenset({"no", "n", "reject", "rejected", "false"})
 

@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels (login and origin checked)."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels (origin and login checked)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewdesk.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from reviewdesk.middleware import (  # noqa: E402
+    DeskAuthMiddlewareStack,
+    WebsocketCountMiddleware,
+    WebsocketOriginMiddleware,
+)
 from reviewdesk.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        "websocket": WebsocketCountMiddleware(
+            WebsocketOriginMiddleware(DeskAuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

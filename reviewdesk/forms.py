@@ -6,7 +6,9 @@ from typing import Any
 
 from django import forms
 
-from reviewdesk import payloads, registry
+from reviewdesk import payloads
+from reviewdesk.engine import registry
+from reviewdesk.models import ReviewItem
 
 
 class AnswerForm(forms.Form):
@@ -47,77 +49,44 @@ class AnswerForm(forms.Form):
         return cleaned
 
 
-class HitlForm(forms.Form):
-    """Approve / edit / reject / respond for each action of a HumanInTheLoopMiddleware request."""
+class BreakpointForm(forms.Form):
+    """Continue past a static breakpoint, optionally editing the state first."""
 
-    LABELS = {"approve": "Approve", "edit": "Edit", "reject": "Reject", "respond": "Respond"}
+    state_update = forms.CharField(
+        label="Edit the state before continuing (optional JSON object of keys to change)",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(
+            attrs={"rows": 4, "class": "mono", "placeholder": '{"key": "new value"}'}
+        ),
+    )
 
     def __init__(self, *args: Any, value: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.actions = payloads.hitl_actions(value or {})
-        for n, action in enumerate(self.actions):
-            self.fields[f"decision_{n}"] = forms.ChoiceField(
-                label=f"Decision for {action['name']}",
-                choices=[(d, self.LABELS.get(d, d)) for d in action["allowed"]],
-                widget=forms.RadioSelect,
-                initial=action["allowed"][0],
-            )
-            self.fields[f"args_{n}"] = forms.CharField(
-                label="Edited arguments (JSON)",
-                required=False,
-                strip=False,
-                initial=payloads.pretty(action["args"]),
-                widget=forms.Textarea(attrs={"rows": 5}),
-            )
-            self.fields[f"message_{n}"] = forms.CharField(
-                label="Message (for reject or respond)",
-                required=False,
-                widget=forms.Textarea(attrs={"rows": 2}),
-            )
-
-    def action_fields(self) -> list[dict[str, Any]]:
-        return [
-            {
-                **action,
-                "decision_field": self[f"decision_{n}"],
-                "args_field": self[f"args_{n}"],
-                "message_field": self[f"message_{n}"],
-            }
-            for n, action in enumerate(self.actions)
-        ]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        decisions = []
-        for n, action in enumerate(self.actions):
-            kind = cleaned.get(f"decision_{n}")
-            if kind is None:
+        answer: dict[str, Any] = {"action": "continue"}
+        text = (cleaned.get("state_update") or "").strip()
+        if text:
+            try:
+                update = payloads.parse_json(text)
+            except payloads.AnswerError as exc:
+                self.add_error("state_update", str(exc))
                 return cleaned
-            decision: dict[str, Any] = {"type": kind}
-            if kind == "edit":
-                try:
-                    args = payloads.parse_json(cleaned.get(f"args_{n}") or "")
-                except payloads.AnswerError as exc:
-                    self.add_error(f"args_{n}", str(exc))
-                    continue
-                if not isinstance(args, dict):
-                    self.add_error(f"args_{n}", "The arguments must be a JSON object.")
-                    continue
-                decision["edited_action"] = {"name": action["name"], "args": args}
-            elif kind in {"reject", "respond"}:
-                message = (cleaned.get(f"message_{n}") or "").strip()
-                if kind == "respond" and not message:
-                    self.add_error(f"message_{n}", "Write the response to send back.")
-                    continue
-                if message:
-                    decision["message"] = message
-            decisions.append(decision)
-        cleaned["value"] = {"decisions": decisions}
+            if not isinstance(update, dict) or not update:
+                self.add_error("state_update", "The edit must be a JSON object of keys to change.")
+                return cleaned
+            answer["state_update"] = update
+        cleaned["value"] = answer
         return cleaned
 
 
-def answer_form_class(value: Any) -> type[forms.Form]:
-    return HitlForm if payloads.kind_of(value) is payloads.Kind.HITL else AnswerForm
+def answer_form_class(item: ReviewItem) -> type[forms.Form]:
+    """The form that turns what a person types into this item's answer (its convention's)."""
+    from reviewdesk.payloads import conventions
+
+    return conventions.for_item(item).form_class
 
 
 class ThreadStartForm(forms.Form):
@@ -128,7 +97,6 @@ class ThreadStartForm(forms.Form):
         label="Input (JSON)",
         widget=forms.Textarea(attrs={"rows": 8}),
         strip=False,
-        initial="{}",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -139,8 +107,11 @@ class ThreadStartForm(forms.Form):
             for name, spec in specs.items()
         ]
         if specs and not self.is_bound:
+            # Pre-fill only a real example: a made-up {} would look valid and fail at once.
             first = next(iter(specs.values()))
-            self.fields["input"].initial = payloads.pretty(first.example_input)
+            self.fields["input"].initial = (
+                "" if first.example_input is None else payloads.pretty(first.example_input)
+            )
 
     def clean_input(self) -> Any:
         try:

@@ -15,7 +15,7 @@ def create_default_queue(apps, schema_editor):
 
 def setup_checkpointer(apps, schema_editor):
     # PostgresSaver.setup() must run once per database, never at import: this is that once.
-    from reviewdesk import checkpoint
+    from reviewdesk.engine import checkpoint
 
     checkpoint.setup()
 

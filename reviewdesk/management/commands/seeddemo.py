@@ -1,4 +1,4 @@
-"""`manage.py seeddemo`: a demo reviewer and admin, and one thread of each example graph."""
+"""`manage.py seeddemo`: a demo reviewer and admin, and a thread of each graph with an example."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 
-from reviewdesk import registry, services
+from reviewdesk.engine import registry
 from reviewdesk.models import Thread
+from reviewdesk.services import threads as thread_services
 
 
 class Command(BaseCommand):
@@ -36,8 +37,10 @@ class Command(BaseCommand):
 
         if not Thread.objects.exists():
             for name, spec in registry.graph_specs().items():
+                if spec.example_input is None:
+                    continue  # it cannot say what a valid input looks like: {} would just fail
                 for _ in range(threads):
-                    services.thread_start(
+                    thread_services.thread_start(
                         graph=name, input=spec.example_input, user=admin, actor_label="seeddemo"
                     )
         self.stdout.write(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reviewdesk import registry, services
+from reviewdesk import payloads
+from reviewdesk.engine import registry
+from reviewdesk.services import threads
 
 
 class Command(BaseCommand):
@@ -21,16 +22,18 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, graph: str, input: str, user: str | None, **options: Any) -> None:
         try:
-            value = json.loads(input)
-        except ValueError as exc:
-            raise CommandError(f"--input is not valid JSON: {exc}") from None
+            value = payloads.parse_json(input)
+        except payloads.AnswerError as exc:
+            raise CommandError(f"--input: {exc}") from None
         starter = None
         if user:
+            if "\x00" in user:  # PostgreSQL cannot even compare a string holding NUL
+                raise CommandError("--user must not contain a NUL character.")
             starter = get_user_model().objects.filter(username=user).first()
             if starter is None:
                 raise CommandError(f"No user named {user!r}.")
         try:
-            thread = services.thread_start(
+            thread = threads.thread_start(
                 graph=graph, input=value, user=starter, actor_label="command"
             )
         except registry.UnknownGraph:

@@ -1,0 +1,1 @@
+"""Reads: what a user may see, and what pages and pushes render."""

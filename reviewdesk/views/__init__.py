@@ -1,0 +1,1 @@
+"""Pages. Thin: read through queries, change through services, render one template or partial."""
