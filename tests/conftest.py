@@ -28,9 +28,10 @@ def _release_test_database(django_db_setup: None, django_db_blocker: Any) -> Ite
     yield
     from django.db import connection
 
-    from reviewdesk import checkpoint, registry
+    from reviewdesk.engine import checkpoint, locks, registry
 
     checkpoint.close_all()
+    locks.close_all()
     registry._compiled.cache_clear()
     if connection.vendor == "postgresql":
         with django_db_blocker.unblock(), connection.cursor() as cursor:
@@ -113,13 +114,13 @@ def desk_env(django_db_setup: None, django_db_blocker: Any) -> dict[str, str]:
 def celery_worker(
     desk_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
-    """A real Celery worker (prefork) on the test database and Redis."""
+    """A real Celery worker with the default pool (threads) on the test database and Redis."""
     from reviewdesk.celery import app
     from tests import procs
 
     app.control.purge()
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = procs.start_celery_worker(desk_env, concurrency=2, log_path=log)
+    worker = procs.start_celery_worker(desk_env, pool="threads", concurrency=8, log_path=log)
     yield worker
     worker.stop()
 

@@ -66,18 +66,28 @@ def _accepts(port: int) -> bool:
 def start_celery_worker(
     env: Mapping[str, str],
     *,
+    pool: str = "prefork",
     concurrency: int = 2,
     log_path: Path,
     timeout: float = 60.0,
     extra_args: Sequence[str] = (),
 ) -> Proc:
-    """A prefork Celery worker for `reviewdesk`, returned once it logs "ready.".
+    """A Celery worker for `reviewdesk` (`pool`: "prefork" or "threads"), once it logs "ready.".
 
     `env` is laid over os.environ: pass at least REDIS_URL and the test DATABASE_URL. The pool
-    is up when "ready." is logged, so `kill_pool_child()` works straight away.
+    is up when "ready." is logged, so `kill_pool_child()` works straight away. The pool goes
+    through the settings' environment: Celery cannot tell `--pool=prefork` from its default,
+    and lets a configured `worker_pool` override it.
     """
     argv = worker_argv(concurrency, extra=(*TEST_WORKER_FLAGS, *extra_args))
-    proc = Proc.start("celery worker", argv, env=process_env(env), log_path=Path(log_path))
+    env = {
+        **env,
+        "REVIEWDESK_WORKER_POOL": pool,
+        "REVIEWDESK_WORKER_CONCURRENCY": str(concurrency),
+    }
+    proc = Proc.start(
+        f"celery worker ({pool})", argv, env=process_env(env), log_path=Path(log_path)
+    )
     try:
         proc.wait_for_log(" ready.", timeout=timeout)
     except ProcError:

@@ -19,8 +19,10 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from reviewdesk import registry, services
+from reviewdesk.engine import registry, runs
 from reviewdesk.models import AuditEvent, ReviewItem, Thread
+from reviewdesk.services import items as item_services
+from reviewdesk.services import threads as thread_services
 from tests.factories import UserFactory
 
 MANAGE = Path(django_settings.BASE_DIR) / "manage.py"
@@ -48,8 +50,8 @@ def refused(*args: str) -> str:
 
 def interrupted(graph: str = "age", input: Any = None) -> Thread:
     """A thread of a real graph, run to its first question as the worker would."""
-    thread = services.thread_start(graph=graph, input=input or {"name": "Ada"})
-    services.thread_advance(thread_id=thread.pk)
+    thread = thread_services.thread_start(graph=graph, input=input or {"name": "Ada"})
+    runs.thread_advance(thread_id=thread.pk)
     thread.refresh_from_db()
     return thread
 
@@ -95,7 +97,9 @@ def test_startrun_refuses_an_unknown_graph_and_lists_the_registered_ones(queue: 
 
 @pytest.mark.parametrize("text", ["{name: Ada}", "", "{'name': 'Ada'}"])
 def test_startrun_refuses_input_that_is_not_json(queue: Any, text: str) -> None:
-    assert refused("startrun", "age", "--input", text).startswith("--input is not valid JSON: ")
+    assert refused("startrun", "age", "--input", text).startswith(
+        "--input: That is not valid JSON: "
+    )
     assert not Thread.objects.exists()
 
 
@@ -151,25 +155,25 @@ def test_threadstatus_lists_every_pending_item_with_its_structured_value(queue: 
 
 
 def test_threadstatus_follows_the_thread_through_its_life(reviewer: Any) -> None:
-    thread = services.thread_start(graph="age", input={"name": "Ada"})
+    thread = thread_services.thread_start(graph="age", input={"name": "Ada"})
     assert status_of(thread) == {"thread": str(thread.pk), "status": "queued", "pending": []}
 
-    services.thread_advance(thread_id=thread.pk)
+    runs.thread_advance(thread_id=thread.pk)
     item = pending_item(thread)
-    services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="42")
+    item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="42")
     # Answered but not yet applied: nothing is pending any more.
     assert status_of(thread)["status"] == "queued"
     assert status_of(thread)["pending"] == []
 
-    services.thread_advance(thread_id=thread.pk)
+    runs.thread_advance(thread_id=thread.pk)
     assert status_of(thread) == {"thread": str(thread.pk), "status": "completed", "pending": []}
 
 
 def test_threadstatus_of_a_failed_thread_gives_the_error(reviewer: Any) -> None:
     thread = interrupted("brittle", {})
     item = pending_item(thread)
-    services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="boom")
-    services.thread_advance(thread_id=thread.pk)
+    item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="boom")
+    runs.thread_advance(thread_id=thread.pk)
     status = status_of(thread)
     assert status["status"] == "failed"
     assert status["pending"] == []
@@ -201,9 +205,12 @@ def test_answer_as_a_reviewer(reviewer: Any) -> None:
     assert (item.status, item.answer, item.answered_by) == ("answered", "42", reviewer)
     assert thread.status == Thread.Status.QUEUED
     event = AuditEvent.objects.get(item=item, action="item_answered")
-    assert (event.actor, event.data) == (reviewer, {"answer": "42"})
+    assert (event.actor, event.data["answer"]) == (reviewer, "42")
+    # The decision record (issue 8): how the reviewer was logged in, a hash of what they saw.
+    assert event.data["via"].startswith("command")
+    assert len(event.data["payload_hash"]) == 64
     # The graph takes it exactly as the web form's answer.
-    services.thread_advance(thread_id=thread.pk)
+    runs.thread_advance(thread_id=thread.pk)
     thread.refresh_from_db()
     assert thread.status == Thread.Status.COMPLETED
 
@@ -218,7 +225,7 @@ def test_answer_is_validated_like_the_web_form(reviewer: Any) -> None:
 def test_answer_refuses_json_it_cannot_parse(reviewer: Any) -> None:
     item = pending_item(interrupted())
     message = refused("answer", str(item.pk), "--json", "forty-two", "--user", "rita")
-    assert message.startswith("--json is not valid JSON: ")
+    assert message.startswith("--json: That is not valid JSON: ")
     assert_unanswered(item)
 
 
@@ -263,6 +270,22 @@ def test_answer_refuses_an_unknown_item(reviewer: Any) -> None:
     )
 
 
+# --- seeddemo -----------------------------------------------------------------------------------
+
+
+def test_seeddemo_starts_demo_threads_only_for_graphs_with_an_example_input(db: None) -> None:
+    specs = registry.graph_specs()
+    # The test graphs define no EXAMPLE_INPUT: an empty input would fail at once.
+    assert specs["slow"].example_input is None and specs["brittle"].example_input is None
+    out = run("seeddemo")
+    assert "Demo logins: reviewer / " in out
+    started = {thread.graph: thread.input for thread in Thread.objects.all()}
+    assert started == {
+        name: spec.example_input for name, spec in specs.items() if spec.example_input is not None
+    }
+    assert {"age", "chatbot", "agent", "parallel_approval"} <= set(started)
+
+
 # --- as real processes --------------------------------------------------------------------------
 
 
@@ -290,7 +313,7 @@ def test_commands_as_processes_keep_their_output_contract(
         thread = Thread.objects.get(pk=UUID(started.stdout.splitlines()[-1]))
         assert (thread.graph, thread.input) == ("age", {"name": "Ada"})
 
-        services.thread_advance(thread_id=thread.pk)
+        runs.thread_advance(thread_id=thread.pk)
         item = pending_item(thread)
         answered = manage(desk_env, "answer", str(item.pk), "--json", "42", "--user", "olga")
         assert answered.returncode != 0

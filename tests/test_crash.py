@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from reviewdesk import registry, services
+from reviewdesk.engine import registry
 from reviewdesk.models import AuditEvent, ReviewItem, Thread
+from reviewdesk.services import items as item_services
+from reviewdesk.services import threads as thread_services
 from tests.support import wait_for
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
@@ -68,7 +70,7 @@ def test_worker_killed_mid_run_is_recovered_by_the_reconciler(
     workers: Any, beat: Any, staff: Any, reviewer: Any
 ) -> None:
     first = workers()
-    thread = services.thread_start(graph="slow", input={}, user=staff)
+    thread = thread_services.thread_start(graph="slow", input={}, user=staff)
     wait_for(lambda: status_of(thread) == Thread.Status.RUNNING, what="the first run to start")
     first.kill()  # SIGKILL master and pool, mid-node: no checkpoint, no item yet
 
@@ -85,7 +87,7 @@ def test_worker_killed_mid_run_is_recovered_by_the_reconciler(
     assert item.status == ReviewItem.Status.PENDING
 
     # Now kill during the resume: the answer is recorded, the run dies mid-node.
-    services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="yes")
+    item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="yes")
     wait_for(lambda: status_of(thread) == Thread.Status.RUNNING, what="the resume to start")
     second.kill()
     item.refresh_from_db()
@@ -109,7 +111,7 @@ def test_worker_killed_mid_run_is_recovered_by_the_reconciler(
 def test_pool_child_killed_is_redelivered_at_once(workers: Any, staff: Any) -> None:
     """acks_late + reject_on_worker_lost: the master requeues the dead child's task."""
     worker = workers()
-    thread = services.thread_start(graph="slow", input={}, user=staff)
+    thread = thread_services.thread_start(graph="slow", input={}, user=staff)
     wait_for(lambda: status_of(thread) == Thread.Status.RUNNING, what="the run to start")
     worker.kill_pool_child()
     wait_for(

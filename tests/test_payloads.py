@@ -4,6 +4,7 @@ from getting stuck (plain functions: no database)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -12,11 +13,15 @@ from reviewdesk.payloads import (
     AnswerError,
     Kind,
     answer_validate,
+    json_depth,
+    json_text,
     kind_of,
     parse_json,
+    pretty,
     summary,
     to_json,
 )
+from reviewdesk.payloads import hitl as hitl_convention
 
 QUESTION = "What is your age?"
 ASSISTANCE = {"query": "A user is asking for expert help: which framework?"}
@@ -78,7 +83,17 @@ def test_kind_of(value: Any, kind: Kind) -> None:
         ("Line one\n\n   line two\t", "Line one line two"),
         (
             hitl(("send_email", []), ("delete_file", [])),
-            "Approve tool call: send_email, delete_file",
+            "Run send_email? · Run delete_file?",
+        ),
+        (
+            # No description: the tool and its most telling arguments, not the name alone.
+            {
+                "action_requests": [
+                    {"name": "send_email", "args": {"to": "a@x.org", "subject": "Hi", "n": [1]}}
+                ],
+                "review_configs": [],
+            },
+            "send_email(to: a@x.org, subject: Hi)",
         ),
         (ASSISTANCE, ASSISTANCE["query"]),
         (
@@ -367,3 +382,83 @@ def test_assistance_accepts_data_text() -> None:
 def test_questions_and_generic_json_take_any_json(answer: Any) -> None:
     for value in (QUESTION, {"question": "Approve?", "draft": "..."}):
         assert answer_validate(value=value, response_schema=None, answer=answer) == answer
+
+
+# --- any depth, any value -------------------------------------------------------------------------
+
+
+def deep_list(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_json_depth_counts_levels_without_recursing() -> None:
+    assert [json_depth(v) for v in ("x", [], [[1]], {"a": [{"b": 2}]})] == [0, 1, 2, 3]
+    assert json_depth(deep_list(100_000)) == 100_000
+    assert json_depth(deep_list(100_000), stop_after=10) == 11
+
+
+def test_pretty_and_summary_take_any_depth() -> None:
+    """json.dumps and repr recurse once per level: ~1,000 levels raised RecursionError."""
+    deep = deep_list(100_000)
+    assert pretty(deep) == "[" * 100_000 + '"x"' + "]" * 100_000
+    assert summary(deep) == "[" * 139 + "…"
+    assert summary({"question": {"a": deep}}).startswith('{"a": [[[')
+
+
+def test_pretty_indents_shallow_values_as_json_does() -> None:
+    value = {"a": [1, {"b": "é"}], "c": None}
+    assert pretty(value) == json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def test_json_text_matches_json_dumps_and_survives_what_it_cannot_encode() -> None:
+    value = {"a": [1, 2.5, True, None, "x\n\u2028"], "": {}, "l": []}
+    assert json_text(value) == json.dumps(value, ensure_ascii=False)
+    assert json_text({1: 2, None: 3}) == '{"1": 2, "null": 3}'
+    assert json_text([10**5000]) == '["(an integer too long to show)"]'
+    assert json_text({"o": Opaque()}) == '{"o": "<Opaque>"}'
+
+
+def test_summary_of_a_huge_value_reads_only_its_start() -> None:
+    text = summary({"draft": " " * 10**6 + "word " * 10**5})
+    assert text.startswith('{"draft": " word word word')
+    assert len(text) == 140
+
+
+def test_parse_json_refuses_deep_nesting_clearly(settings: Any) -> None:
+    settings.REVIEWDESK_MAX_JSON_DEPTH = 100
+    assert json_depth(parse_json("[" * 100 + "]" * 100)) == 100
+    for depth in (101, 1_000, 100_000):  # json.loads raises RecursionError from ~1,000 on
+        with pytest.raises(AnswerError) as excinfo:
+            parse_json("[" * depth + "]" * depth)
+        assert str(excinfo.value) == (
+            "That JSON is nested too deeply: at most 100 levels of lists and objects."
+        )
+
+
+def test_nul_characters_are_refused_wherever_they_are() -> None:
+    for answer in ("a\x00", {"k\x00": 1}, [{"k": ["\x00"]}]):
+        assert refusal(QUESTION, answer) == (
+            "The answer contains a NUL character (\\u0000), which cannot be stored; remove it."
+        )
+
+
+def test_hitl_values_with_odd_names_and_configs_still_validate() -> None:
+    """A graph's value is untrusted: an unhashable or nested name used to raise TypeError."""
+    value = {
+        "action_requests": [{"name": {"nested": deep_list(3000)}, "description": deep_list(3000)}],
+        "review_configs": [
+            {"action_name": ["unhashable"], "allowed_decisions": ["approve"]},
+            {"action_name": "x", "allowed_decisions": "approve"},
+        ],
+    }
+    [action] = hitl_convention.hitl_actions(value)
+    assert action["name"].startswith('{"nested": [[[')
+    assert action["description"].startswith("[[[")
+    assert action["allowed"] == ["approve", "edit", "reject", "respond"]
+    assert summary(value).startswith("[[[")
+    decisions = {"decisions": [{"type": "approve"}]}
+    assert answer_validate(value=value, response_schema=None, answer=decisions) == decisions
+    assert "choose one of" in refusal(value, {"decisions": [{"type": "launch"}]})

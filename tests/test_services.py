@@ -8,16 +8,18 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from langgraph.types import Command
 
-from reviewdesk import registry, services
+from reviewdesk.engine import reconcile, registry, runs
 from reviewdesk.models import AuditEvent, ReviewItem, Thread
 from reviewdesk.payloads import AnswerError
+from reviewdesk.services import items as item_services
+from reviewdesk.services import threads as thread_services
 from tests.support import pending, start
 
 
 def answer(item: ReviewItem, reviewer: Any, value: Any) -> Thread:
     """Answer through the service, then run the resume the answer enqueued."""
-    services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer=value)
-    services.thread_advance(thread_id=item.thread_id)
+    item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer=value)
+    runs.thread_advance(thread_id=item.thread_id)
     item.thread.refresh_from_db()
     return item.thread
 
@@ -27,7 +29,7 @@ def state(thread: Thread) -> dict[str, Any]:
 
 
 def test_start_records_the_thread_and_audits(staff: Any) -> None:
-    thread = services.thread_start(graph="age", input={"name": "Ada"}, user=staff)
+    thread = thread_services.thread_start(graph="age", input={"name": "Ada"}, user=staff)
     assert thread.status == Thread.Status.QUEUED
     assert thread.started_by == staff
     assert AuditEvent.objects.filter(thread=thread, action="thread_started").count() == 1
@@ -35,7 +37,7 @@ def test_start_records_the_thread_and_audits(staff: Any) -> None:
 
 def test_start_refuses_unknown_graph(staff: Any) -> None:
     with pytest.raises(registry.UnknownGraph):
-        services.thread_start(graph="nope", input={}, user=staff)
+        thread_services.thread_start(graph="nope", input={}, user=staff)
     assert not Thread.objects.exists()
 
 
@@ -52,20 +54,20 @@ def test_first_run_mirrors_the_interrupt_into_one_item(staff: Any) -> None:
 
 def test_duplicate_delivery_changes_nothing(staff: Any) -> None:
     thread = start("age", {"name": "Ada"}, staff)
-    assert services.thread_advance(thread_id=thread.pk) == "nothing to do"
-    assert services.thread_advance(thread_id=thread.pk) == "nothing to do"
+    assert runs.thread_advance(thread_id=thread.pk) == "nothing to do"
+    assert runs.thread_advance(thread_id=thread.pk) == "nothing to do"
     assert thread.items.count() == 1
 
 
 def test_answer_resumes_and_completes(staff: Any, reviewer: Any) -> None:
     thread = start("age", {"name": "Ada"}, staff)
     [item] = pending(thread)
-    services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="42")
+    item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="42")
     item.refresh_from_db()
     thread.refresh_from_db()
     assert (item.status, item.answered_by, thread.status) == ("answered", reviewer, "queued")
 
-    assert services.thread_advance(thread_id=thread.pk) == "resume"
+    assert runs.thread_advance(thread_id=thread.pk) == "resume"
     item.refresh_from_db()
     thread.refresh_from_db()
     assert item.status == ReviewItem.Status.APPLIED and item.applied_at is not None
@@ -122,14 +124,17 @@ def test_parallel_answers_are_batched_into_one_resume(
 ) -> None:
     thread = start("parallel_approval", {"topic": "launch"}, staff)
     legal, brand = pending(thread)
-    services.review_item_answer(item_id=legal.pk, reviewer=reviewer, answer=True)
-    services.review_item_answer(item_id=brand.pk, reviewer=other_reviewer, answer="yes")
-    assert services.thread_advance(thread_id=thread.pk) == "resume"
+    # The graph declares its answer shape (REVIEW_FORMS): {"approved": bool, "comment"?}.
+    item_services.review_item_answer(item_id=legal.pk, reviewer=reviewer, answer={"approved": True})
+    item_services.review_item_answer(
+        item_id=brand.pk, reviewer=other_reviewer, answer={"approved": True, "comment": "ok"}
+    )
+    assert runs.thread_advance(thread_id=thread.pk) == "resume"
     thread.refresh_from_db()
     assert thread.status == Thread.Status.COMPLETED
     assert len(state(thread)["published"]) == 1
     assert set(thread.items.values_list("status", flat=True)) == {"applied"}
-    assert services.thread_advance(thread_id=thread.pk) == "nothing to do"
+    assert runs.thread_advance(thread_id=thread.pk) == "nothing to do"
 
 
 def test_chatbot_gets_the_reply_as_data(staff: Any, reviewer: Any) -> None:
@@ -139,7 +144,7 @@ def test_chatbot_gets_the_reply_as_data(staff: Any, reviewer: Any) -> None:
     [item] = pending(thread)
     assert set(item.value) == {"query"}
     with pytest.raises(AnswerError):
-        services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer={"foo": 1})
+        item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer={"foo": 1})
     thread = answer(item, reviewer, {"data": "Use LangGraph."})
     assert thread.status == Thread.Status.COMPLETED
     assert "Use LangGraph." in state(thread)["messages"][-1].content
@@ -181,7 +186,7 @@ def test_agent_refuses_a_wrong_number_of_decisions(staff: Any, reviewer: Any) ->
     thread = start("agent", EXAMPLE_INPUT, staff)
     [item] = pending(thread)
     with pytest.raises(AnswerError, match="Expected 1 decision"):
-        services.review_item_answer(
+        item_services.review_item_answer(
             item_id=item.pk, reviewer=reviewer, answer={"decisions": [{"type": "approve"}] * 2}
         )
     item.refresh_from_db()
@@ -191,9 +196,9 @@ def test_agent_refuses_a_wrong_number_of_decisions(staff: Any, reviewer: Any) ->
 def test_exactly_one_decision_counts(staff: Any, reviewer: Any, other_reviewer: Any) -> None:
     thread = start("age", {"name": "Ada"}, staff)
     [item] = pending(thread)
-    services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="40")
-    with pytest.raises(services.AlreadyDecided, match="already answered by rita"):
-        services.review_item_answer(item_id=item.pk, reviewer=other_reviewer, answer="41")
+    item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="40")
+    with pytest.raises(item_services.AlreadyDecided, match="already answered by rita"):
+        item_services.review_item_answer(item_id=item.pk, reviewer=other_reviewer, answer="41")
     item.refresh_from_db()
     assert item.answer == "40" and item.answered_by == reviewer
     assert AuditEvent.objects.filter(action="item_answered").count() == 1
@@ -203,7 +208,7 @@ def test_reviewers_answer_only_their_queues(staff: Any, outsider: Any) -> None:
     thread = start("age", {"name": "Ada"}, staff)
     [item] = pending(thread)
     with pytest.raises(PermissionDenied):
-        services.review_item_answer(item_id=item.pk, reviewer=outsider, answer="40")
+        item_services.review_item_answer(item_id=item.pk, reviewer=outsider, answer="40")
     item.refresh_from_db()
     assert item.status == ReviewItem.Status.PENDING
 
@@ -220,8 +225,8 @@ def test_a_sticky_bad_answer_fails_the_thread_and_retry_asks_again(
     assert not pending(thread)
 
     # Without the retry's cleanup LangGraph would replay "boom" forever.
-    services.thread_retry(thread_id=thread.pk, user=staff)
-    assert services.thread_advance(thread_id=thread.pk) == "retry"
+    thread_services.thread_retry(thread_id=thread.pk, user=staff)
+    assert runs.thread_advance(thread_id=thread.pk) == "retry"
     thread.refresh_from_db()
     [second] = pending(thread)
     assert thread.status == Thread.Status.INTERRUPTED
@@ -233,7 +238,7 @@ def test_a_sticky_bad_answer_fails_the_thread_and_retry_asks_again(
 def test_retry_refuses_threads_that_did_not_fail(staff: Any) -> None:
     thread = start("age", {"name": "Ada"}, staff)
     with pytest.raises(ValueError, match="Only failed threads"):
-        services.thread_retry(thread_id=thread.pk, user=staff)
+        thread_services.thread_retry(thread_id=thread.pk, user=staff)
 
 
 def test_answers_to_a_failed_thread_are_refused(staff: Any, reviewer: Any) -> None:
@@ -241,21 +246,21 @@ def test_answers_to_a_failed_thread_are_refused(staff: Any, reviewer: Any) -> No
     [item] = pending(thread)
     Thread.objects.filter(pk=thread.pk).update(status=Thread.Status.CANCELLED)
     with pytest.raises(AnswerError, match="cancelled"):
-        services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="40")
+        item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="40")
 
 
 def test_recovery_after_a_resume_whose_mirror_was_lost(staff: Any, reviewer: Any) -> None:
     """A worker died after LangGraph checkpointed the resume but before the desk committed."""
     thread = start("age", {"name": "Ada"}, staff)
     [item] = pending(thread)
-    services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="33")
+    item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="33")
     graph = registry.graph_get("age")
     graph.invoke(
         Command(resume={item.interrupt_id: "33"}), thread.langgraph_config, durability="sync"
     )
     Thread.objects.filter(pk=thread.pk).update(status=Thread.Status.RUNNING)
 
-    assert services.thread_advance(thread_id=thread.pk) == "recover"
+    assert runs.thread_advance(thread_id=thread.pk) == "record"
     item.refresh_from_db()
     thread.refresh_from_db()
     assert item.status == ReviewItem.Status.APPLIED
@@ -270,7 +275,7 @@ def test_recovery_of_a_thread_left_running_reasks_with_the_same_id(staff: Any) -
     thread = start("parallel_approval", {"topic": "launch"}, staff)
     ids = sorted(i.interrupt_id for i in pending(thread))
     Thread.objects.filter(pk=thread.pk).update(status=Thread.Status.RUNNING)
-    assert services.thread_advance(thread_id=thread.pk) == "recover"
+    assert runs.thread_advance(thread_id=thread.pk) == "record"
     thread.refresh_from_db()
     assert thread.status == Thread.Status.INTERRUPTED
     assert sorted(i.interrupt_id for i in pending(thread)) == ids
@@ -278,11 +283,11 @@ def test_recovery_of_a_thread_left_running_reasks_with_the_same_id(staff: Any) -
 
 
 def test_a_run_that_keeps_dying_is_failed_after_max_attempts(staff: Any, settings: Any) -> None:
-    thread = services.thread_start(graph="age", input={"name": "Ada"}, user=staff)
+    thread = thread_services.thread_start(graph="age", input={"name": "Ada"}, user=staff)
     Thread.objects.filter(pk=thread.pk).update(
         status=Thread.Status.RUNNING, attempts=settings.REVIEWDESK_MAX_ATTEMPTS
     )
-    assert services.thread_advance(thread_id=thread.pk) == "gave up"
+    assert runs.thread_advance(thread_id=thread.pk) == "gave up"
     thread.refresh_from_db()
     assert thread.status == Thread.Status.FAILED
     assert "Gave up after" in thread.error
@@ -297,27 +302,27 @@ def test_reconciler_picks_stale_threads_and_unapplied_answers(
 
     settings.REVIEWDESK_STALE_AFTER = 30
     old = timezone.now() - timedelta(minutes=5)
-    stuck = services.thread_start(graph="age", input={"name": "A"}, user=staff)
+    stuck = thread_services.thread_start(graph="age", input={"name": "A"}, user=staff)
     waiting = start("age", {"name": "B"}, staff)
     answered = start("age", {"name": "C"}, staff)
-    services.review_item_answer(item_id=pending(answered)[0].pk, reviewer=reviewer, answer="5")
-    fresh = services.thread_start(graph="age", input={"name": "D"}, user=staff)
+    item_services.review_item_answer(item_id=pending(answered)[0].pk, reviewer=reviewer, answer="5")
+    fresh = thread_services.thread_start(graph="age", input={"name": "D"}, user=staff)
 
     Thread.objects.filter(pk__in=[stuck.pk, waiting.pk, answered.pk]).update(updated_at=old)
     ReviewItem.objects.filter(thread=answered).update(answered_at=old)
 
-    ids = services.threads_reconcile()
+    ids = reconcile.threads_reconcile()
     assert set(ids) == {str(stuck.pk), str(answered.pk)}
     assert fresh.pk not in ids
     assert AuditEvent.objects.filter(action="thread_reenqueued").count() == 2
     # Touched: the next sweep leaves them alone until they are stale again.
-    assert services.threads_reconcile() == []
+    assert reconcile.threads_reconcile() == []
 
 
 def test_a_thread_whose_graph_was_unregistered_fails_clearly(staff: Any) -> None:
-    thread = services.thread_start(graph="age", input={}, user=staff)
+    thread = thread_services.thread_start(graph="age", input={}, user=staff)
     Thread.objects.filter(pk=thread.pk).update(graph="removed_graph")
-    assert services.thread_advance(thread_id=thread.pk) == "failed"
+    assert runs.thread_advance(thread_id=thread.pk) == "failed"
     thread.refresh_from_db()
     assert thread.status == Thread.Status.FAILED
     assert "'removed_graph' is no longer registered" in thread.error
@@ -339,9 +344,9 @@ def test_two_reviewers_at_the_same_instant_one_wins(
     def decide(user: Any, value: str) -> None:
         barrier.wait()
         try:
-            services.review_item_answer(item_id=item.pk, reviewer=user, answer=value)
+            item_services.review_item_answer(item_id=item.pk, reviewer=user, answer=value)
             outcomes.append("won")
-        except services.AlreadyDecided:
+        except item_services.AlreadyDecided:
             outcomes.append("told")
         finally:
             connection.close()

@@ -1,7 +1,7 @@
 """Pages through Django's test client on real graphs: who sees what, answering, escaping, CSRF.
 
 Tests run inside a transaction, so nothing leaves on commit (no Celery task, no push); a test
-that needs the graph to consume an answer calls ``services.thread_advance`` as the worker would.
+that needs the graph to consume an answer calls ``runs.thread_advance`` as the worker would.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from uuid import uuid4
 import pytest
 from django.test import Client
 
-from reviewdesk import registry, services
+from reviewdesk.engine import registry, runs
 from reviewdesk.models import AuditEvent, ReviewItem, Thread
 from reviewdesk.payloads import summary
+from reviewdesk.services import items as item_services
 from tests.factories import GroupFactory, QueueFactory, ReviewItemFactory, ThreadFactory
 from tests.support import pending, start
 
@@ -283,10 +284,16 @@ def test_assistance_item_page(client: Client, reviewer: Any, staff: Any) -> None
     assert item.value["query"].startswith("A user is asking for expert help")
     assert "<dt>query</dt>" in html
     assert item.value["query"] in html
-    assert page(response).checked("mode") == ["text"]
-    assert 'Text is sent as <code>{"data": "your text"}</code>' in html
+    # The chatbot's module declares the answer: one text field, sent as {"data": text}.
+    assert '<textarea name="f__data"' in html
+    assert '>Your reply <span class="req"' in html
+    assert page(response).checked("mode") == []
     # The thread's conversation is the context.
     assert "calls <strong>human_assistance</strong>" in html
+    # Without a declaration, {"query"} items still get text sent as {"data": ...}.
+    other = ReviewItemFactory(value={"query": "Help?"})
+    html = client.get(f"/items/{other.pk}/").content.decode()
+    assert 'Text is sent as <code>{"data": "your text"}</code>' in html
 
 
 def test_hitl_item_page_offers_the_allowed_decisions_of_each_action(
@@ -296,10 +303,14 @@ def test_hitl_item_page_offers_the_allowed_decisions_of_each_action(
     response = login(client, reviewer).get(f"/items/{item.pk}/")
     html = response.content.decode()
     assert "The agent wants to run 1 tool call; decide each." in html
-    assert "<legend>send_email</legend>" in html
+    assert "<legend>1. send_email</legend>" in html
     assert "Send an email to alice@example.com with subject" in html
     assert page(response).radios("decision_0") == ["approve", "edit", "reject", "respond"]
-    assert page(response).checked("decision_0") == ["approve"]
+    # Nothing is preselected: an Approve nobody chose used to drop typed arguments silently.
+    assert page(response).checked("decision_0") == []
+    # Edited arguments are typed fields from the tool's schema, filled with the proposal.
+    assert 'name="a0__to"' in html and 'value="alice@example.com"' in html
+    assert 'name="a0__body"' in html
     assert "Raw JSON" in html
     assert 'name="mode"' not in html  # HITL items get the decision form, not free text
 
@@ -314,7 +325,9 @@ def test_hitl_radio_choices_are_limited_to_allowed_decisions(client: Client, rev
 def test_generic_json_item_page_shows_the_value_and_a_raw_json_details(
     client: Client, reviewer: Any, staff: Any
 ) -> None:
-    item = asked("parallel_approval", staff)
+    # A mapping whose graph declares no answer shape (parallel_approval now does).
+    value = {"question": "Approve this?", "draft": "Hello", "reviewer_role": "legal"}
+    item = ReviewItemFactory(value=value)
     response = login(client, reviewer).get(f"/items/{item.pk}/")
     html = response.content.decode()
     assert set(item.value) == {"question", "draft", "reviewer_role"}
@@ -398,13 +411,16 @@ def test_text_answer_records_the_decision_queues_the_thread_and_audits(
     assert (item.answer, item.answered_by) == ("42", reviewer)
     assert item.thread.status == Thread.Status.QUEUED
     [event] = AuditEvent.objects.filter(item=item, action="item_answered")
-    assert (event.actor, event.data) == (reviewer, {"answer": "42"})
+    assert (event.actor, event.data["answer"]) == (reviewer, "42")
+    # The decision record (issue 8): how the reviewer was logged in, a hash of what they saw.
+    assert event.data["via"].startswith("web session ")
+    assert len(event.data["payload_hash"]) == 64
 
     html = client.get(response["Location"]).content.decode()
     assert "Your answer" not in html
     assert "by rita" in html
     # And the graph takes the answer as given.
-    services.thread_advance(thread_id=item.thread_id)
+    runs.thread_advance(thread_id=item.thread_id)
     values = registry.graph_get("age").get_state(item.thread.langgraph_config).values
     assert values["greeting"] == "Hello Ada, you are 42 years old."
 
@@ -425,7 +441,7 @@ def test_htmx_answer_returns_the_panel_with_the_decision(
     assert html.endswith("</section>")
     assert "<html" not in html
     assert "<form" not in html
-    assert "<h2>Decision</h2>" in html
+    assert ">Decision</h2>" in html
     assert "Answered" in html
     assert "by rita" in html
     assert '<pre class="json" hx-disable>42</pre>' in html
@@ -434,11 +450,12 @@ def test_htmx_answer_returns_the_panel_with_the_decision(
 
 
 def test_assistance_text_answer_travels_as_data(client: Client, reviewer: Any, staff: Any) -> None:
+    # The chatbot declares a one-field form (REVIEW_FORMS): the reviewer types plain text.
     item = asked("chatbot", staff)
-    login(client, reviewer).post(answer_url(item), {"mode": "text", "answer": "Use LangGraph."})
+    login(client, reviewer).post(answer_url(item), {"f__data": "Use LangGraph."})
     item.refresh_from_db()
     assert item.answer == {"data": "Use LangGraph."}
-    services.thread_advance(thread_id=item.thread_id)
+    runs.thread_advance(thread_id=item.thread_id)
     item.thread.refresh_from_db()
     assert item.thread.status == Thread.Status.COMPLETED
     assert last_message(item.thread) == "Here is what the expert said: Use LangGraph."
@@ -502,7 +519,8 @@ def test_a_refused_answer_mode_is_explained(client: Client, reviewer: Any) -> No
 def test_answer_the_graph_cannot_take_is_refused_with_the_reason(
     client: Client, reviewer: Any, staff: Any
 ) -> None:
-    item = asked("chatbot", staff)
+    # {"query"} from a graph that declares nothing: the human_assistance convention.
+    item = ReviewItemFactory(value={"query": "Help?"})
     response = login(client, reviewer).post(
         answer_url(item), {"mode": "json", "answer": '"no data key"'}
     )
@@ -518,26 +536,26 @@ def test_answer_the_graph_cannot_take_is_refused_with_the_reason(
 
 def test_hitl_approve_goes_through_to_the_agent(client: Client, reviewer: Any, staff: Any) -> None:
     item = asked("agent", staff)
-    data = {"decision_0": "approve", "args_0": "", "message_0": ""}
+    data = {"decision_0": "approve", "message_0": ""}
     response = login(client, reviewer).post(answer_url(item), data)
     assert response.status_code == 302
     item.refresh_from_db()
     assert item.answer == {"decisions": [{"type": "approve"}]}
-    services.thread_advance(thread_id=item.thread_id)
+    runs.thread_advance(thread_id=item.thread_id)
     assert last_message(item.thread).startswith("Done. Email sent to alice@example.com")
 
 
 def test_hitl_edit_sends_the_edited_arguments(client: Client, reviewer: Any, staff: Any) -> None:
     item = asked("agent", staff)
     args = {"to": "bob@example.com", "subject": "Launch moved", "body": "Hi Bob"}
-    data = {"decision_0": "edit", "args_0": json.dumps(args), "message_0": ""}
+    data = {"decision_0": "edit", "message_0": "", **{f"a0__{k}": v for k, v in args.items()}}
     response = login(client, reviewer).post(answer_url(item), data)
     assert response.status_code == 302
     item.refresh_from_db()
     assert item.answer == {
         "decisions": [{"type": "edit", "edited_action": {"name": "send_email", "args": args}}]
     }
-    services.thread_advance(thread_id=item.thread_id)
+    runs.thread_advance(thread_id=item.thread_id)
     assert last_message(item.thread) == (
         "A reviewer edited the email, then it went out. "
         "Email sent to bob@example.com with subject 'Launch moved' (6 characters)."
@@ -547,7 +565,7 @@ def test_hitl_edit_sends_the_edited_arguments(client: Client, reviewer: Any, sta
 def test_hitl_reject_and_respond_carry_the_message(client: Client, reviewer: Any) -> None:
     item = ReviewItemFactory(value=hitl_value(allowed=["approve", "reject", "respond"]))
     login(client, reviewer)
-    data = {"decision_0": "respond", "args_0": "", "message_0": "  Wait until Monday.  "}
+    data = {"decision_0": "respond", "message_0": "  Wait until Monday.  "}
     assert client.post(answer_url(item), data).status_code == 302
     item.refresh_from_db()
     assert item.answer == {"decisions": [{"type": "respond", "message": "Wait until Monday."}]}
@@ -557,10 +575,14 @@ def test_hitl_reject_and_respond_carry_the_message(client: Client, reviewer: Any
     ("data", "field", "error"),
     [
         ({"decision_0": "respond", "message_0": "  "}, "message_0", "Write the response to send"),
-        ({"decision_0": "edit", "args_0": "{to: bob}"}, "args_0", "That is not valid JSON"),
-        ({"decision_0": "edit", "args_0": '["bob"]'}, "args_0", "must be a JSON object"),
+        ({"decision_0": "edit", "a0__to": ""}, "a0__to", "This field is required."),
+        (
+            {"decision_0": "approve", "a0__to": "eve@example.com"},
+            "decision_0",
+            "You changed the arguments of send_email but chose Approve",
+        ),
         ({"decision_0": "launch"}, "decision_0", "Select a valid choice."),
-        ({}, "decision_0", "This field is required."),
+        ({}, "decision_0", "Choose a decision for send_email."),
     ],
 )
 def test_hitl_form_errors_are_shown_and_change_nothing(
@@ -582,7 +604,7 @@ def test_second_reviewer_is_told_politely_who_answered_first(
     client: Client, reviewer: Any, other_reviewer: Any, staff: Any, htmx: bool
 ) -> None:
     item = asked("age", staff)
-    services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="42")
+    item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="42")
     login(client, other_reviewer)
     headers = {**HTMX, "HX-Target": "answer-panel"} if htmx else {}
     response = client.post(answer_url(item), {"mode": "text", "answer": "17"}, headers=headers)
@@ -593,7 +615,7 @@ def test_second_reviewer_is_told_politely_who_answered_first(
         html,
     )
     assert "Submit answer" not in html
-    assert "<h2>Decision</h2>" in html
+    assert ">Decision</h2>" in html
     item.refresh_from_db()
     assert (item.answer, item.answered_by) == ("42", reviewer)
     assert answers_recorded(item) == 1
@@ -700,6 +722,38 @@ def test_thread_input_the_desk_cannot_store_is_refused_inline(
     assert not Thread.objects.exists()
 
 
+def test_the_start_page_shows_examples_and_marks_graphs_without_one(
+    client: Client, staff: Any
+) -> None:
+    html = login(client, staff).get("/threads/new/").content.decode()
+    # age comes first and has an example: it is pre-filled.
+    assert '<textarea name="input" cols="40" rows="8" required id="id_input">\n{\n  &quot;name' in (
+        html
+    )
+    examples = dict(re.findall(r"<dt>([^<]+)</dt><dd>(.*?)</dd>", html, re.DOTALL))
+    assert "&quot;name&quot;: &quot;Ada&quot;" in examples["age"]
+    for bare in ("slow", "brittle"):  # test graphs without EXAMPLE_INPUT
+        assert "No example input" in examples[bare]
+        assert "{}" not in examples[bare]
+
+
+def test_the_start_page_prefills_nothing_for_a_graph_without_an_example(
+    client: Client, staff: Any, settings: Any
+) -> None:
+    registry.graph_specs.cache_clear()
+    settings.REVIEWDESK_GRAPHS_PACKAGE = "tests.graphs_without_examples"
+    settings.REVIEWDESK_GRAPHS = {}
+    try:
+        assert registry.graph_specs()["bare"].example_input is None
+        response = login(client, staff).get("/threads/new/")
+    finally:
+        registry.graph_specs.cache_clear()
+    html = response.content.decode()
+    textarea = re.search(r'<textarea name="input"[^>]*>(.*?)</textarea>', html, re.DOTALL)
+    assert textarea is not None
+    assert textarea.group(1).strip() == ""
+
+
 # --- thread pages ---------------------------------------------------------------------------------
 
 
@@ -710,7 +764,7 @@ def test_thread_page_shows_status_state_and_items(client: Client, staff: Any) ->
     html = response.content.decode()
     assert response.status_code == 200
     assert f"<code>{thread.pk}</code>" in html
-    assert '<span class="badge status-interrupted">Interrupted</span>' in html
+    assert '<span class="badge thread-status status-interrupted">Interrupted</span>' in html
     assert "waiting for a reviewer." in html
     assert "Next: ask_age" in html
     assert "&quot;name&quot;: &quot;Ada&quot;" in html  # raw state and input
@@ -721,10 +775,10 @@ def test_thread_page_shows_status_state_and_items(client: Client, staff: Any) ->
 
 def test_thread_page_shows_the_conversation(client: Client, staff: Any, reviewer: Any) -> None:
     item = asked("chatbot", staff)
-    services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer={"data": "Use it."})
-    services.thread_advance(thread_id=item.thread_id)
+    item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer={"data": "Use it."})
+    runs.thread_advance(thread_id=item.thread_id)
     html = login(client, staff).get(f"/threads/{item.thread_id}/").content.decode()
-    assert '<span class="badge status-completed">Completed</span>' in html
+    assert '<span class="badge thread-status status-completed">Completed</span>' in html
     for role in ("user", "assistant", "tool"):
         assert f'<li class="message role-{role}"><span class="role">{role}</span>' in html
     assert "Here is what the expert said: Use it." in html
@@ -746,8 +800,8 @@ def test_retry_of_a_failed_thread_queues_it_to_ask_again(
 ) -> None:
     thread = start("brittle", {}, staff)
     [item] = pending(thread)
-    services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="boom")
-    assert services.thread_advance(thread_id=thread.pk) == "failed"
+    item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="boom")
+    assert runs.thread_advance(thread_id=thread.pk) == "failed"
 
     login(client, staff)
     html = client.get(f"/threads/{thread.pk}/").content.decode()
@@ -762,7 +816,7 @@ def test_retry_of_a_failed_thread_queues_it_to_ask_again(
     assert (thread.status, thread.retry_requested) == (Thread.Status.QUEUED, True)
     assert AuditEvent.objects.filter(thread=thread, action="thread_retried", actor=staff).exists()
 
-    services.thread_advance(thread_id=thread.pk)
+    runs.thread_advance(thread_id=thread.pk)
     thread.refresh_from_db()
     [again] = pending(thread)
     assert thread.status == Thread.Status.INTERRUPTED

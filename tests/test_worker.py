@@ -6,8 +6,11 @@ from typing import Any
 
 import pytest
 
-from reviewdesk import registry, services, tasks
+from reviewdesk import tasks
+from reviewdesk.engine import registry
 from reviewdesk.models import AuditEvent, ReviewItem, Thread
+from reviewdesk.services import items as item_services
+from reviewdesk.services import threads as thread_services
 from tests.support import wait_for
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "celery_worker")
@@ -42,33 +45,33 @@ def example(graph: str) -> Any:
 
 
 def test_age_reasks_until_valid(staff: Any, reviewer: Any) -> None:
-    thread = services.thread_start(graph="age", input=example("age"), user=staff)
+    thread = thread_services.thread_start(graph="age", input=example("age"), user=staff)
     [first] = wait_pending(thread, 1)
-    services.review_item_answer(item_id=first.pk, reviewer=reviewer, answer="not a number")
+    item_services.review_item_answer(item_id=first.pk, reviewer=reviewer, answer="not a number")
     [second] = wait_for(
         lambda: [i for i in wait_pending(thread, 1) if i.pk != first.pk],
         what="the age question asked again",
     )
     assert "not a valid age" in second.value
-    services.review_item_answer(item_id=second.pk, reviewer=reviewer, answer="36")
+    item_services.review_item_answer(item_id=second.pk, reviewer=reviewer, answer="36")
     assert wait_completed(thread)["age"] == 36
 
 
 def test_chatbot_human_assistance(staff: Any, reviewer: Any) -> None:
-    thread = services.thread_start(graph="chatbot", input=example("chatbot"), user=staff)
+    thread = thread_services.thread_start(graph="chatbot", input=example("chatbot"), user=staff)
     [item] = wait_pending(thread, 1)
     assert "query" in item.value
-    services.review_item_answer(
+    item_services.review_item_answer(
         item_id=item.pk, reviewer=reviewer, answer={"data": "Try LangGraph"}
     )
     assert "Try LangGraph" in wait_completed(thread)["messages"][-1].content
 
 
 def test_agent_approval(staff: Any, reviewer: Any) -> None:
-    thread = services.thread_start(graph="agent", input=example("agent"), user=staff)
+    thread = thread_services.thread_start(graph="agent", input=example("agent"), user=staff)
     [item] = wait_pending(thread, 1)
     assert item.value["action_requests"][0]["name"] == "send_email"
-    services.review_item_answer(
+    item_services.review_item_answer(
         item_id=item.pk, reviewer=reviewer, answer={"decisions": [{"type": "approve"}]}
     )
     assert "Email sent" in wait_completed(thread)["messages"][-1].content
@@ -77,18 +80,20 @@ def test_agent_approval(staff: Any, reviewer: Any) -> None:
 def test_parallel_approval_publishes_exactly_once_under_duplicate_delivery(
     staff: Any, reviewer: Any, other_reviewer: Any
 ) -> None:
-    thread = services.thread_start(
+    thread = thread_services.thread_start(
         graph="parallel_approval", input=example("parallel_approval"), user=staff
     )
     legal, brand = wait_pending(thread, 2)
 
-    services.review_item_answer(item_id=legal.pk, reviewer=reviewer, answer={"approved": True})
+    item_services.review_item_answer(item_id=legal.pk, reviewer=reviewer, answer={"approved": True})
     # Inject duplicate delivery on purpose: two workers race for the same resume.
     tasks.thread_advance.delay(str(thread.pk))
     tasks.thread_advance.delay(str(thread.pk))
     assert wait_pending(thread, 1) == [brand]
 
-    services.review_item_answer(item_id=brand.pk, reviewer=other_reviewer, answer="approve")
+    item_services.review_item_answer(
+        item_id=brand.pk, reviewer=other_reviewer, answer={"approved": True}
+    )
     tasks.thread_advance.delay(str(thread.pk))
     tasks.thread_advance.delay(str(thread.pk))
     values = wait_completed(thread)
