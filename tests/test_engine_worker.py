@@ -122,7 +122,9 @@ def test_the_reconciler_leaves_a_live_long_step_alone(
     item = first_question(thread)
     assert thread.items.count() == 1
     assert not AuditEvent.objects.filter(thread=thread, action="thread_reenqueued").exists()
-    # One run started: the attempt counter went 0 → 1 once and back to 0 with the outcome.
+    # One run started: the attempt counter went 0 → 1 once and back to 0 with the outcome
+    # (read again: first_question's last refresh may predate the outcome's commit).
+    thread.refresh_from_db()
     assert thread.attempts == 0
 
     item_services.review_item_answer(item_id=item.pk, reviewer=reviewer, answer="go")
