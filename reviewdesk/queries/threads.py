@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
+from django.utils.functional import SimpleLazyObject
 
 from reviewdesk.engine import registry
 from reviewdesk.models import ReviewItem, Thread
@@ -26,11 +27,15 @@ def thread_can_view(user: AbstractBaseUser | AnonymousUser, thread: Thread) -> b
 
 
 def thread_context(thread: Thread) -> dict[str, Any]:
-    """What the thread-progress and thread-state partials render, wherever they render."""
+    """What the thread-progress and thread-state partials render, wherever they render.
+
+    The state is read from the checkpointer only if a template shows it: an answer's response
+    or a claim's panel renders neither partial and must not pay for the read.
+    """
     return {
         "thread": thread,
         "open_items": thread.items.filter(status__in=ReviewItem.OPEN),
-        "state": thread_state(thread),
+        "state": SimpleLazyObject(lambda: thread_state(thread)),
     }
 
 
