@@ -18,8 +18,12 @@ loop and a new Redis connection each time).
 from __future__ import annotations
 
 import asyncio
+import atexit
+import concurrent.futures
+import contextlib
 import functools
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Iterable
@@ -154,16 +158,27 @@ def _push_layer() -> Any:
     return channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
 
 
-def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
-    """group_send each message in order on the engine loop; a failed push is logged, never raised.
+_order = threading.Lock()
+_last: tuple[int, concurrent.futures.Future[None]] | None = None  # (pid, the latest batch)
 
-    The engine loop lives as long as the process, and so does the channel layer's Redis
-    connection pool on it: a push costs one round trip, not a new event loop and connection.
+
+def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """group_send each message in order on the engine loop, without waiting for Redis.
+
+    A push is a hint, so the caller (an answer's HTTP response, a worker's next run) does not
+    wait for its round trips; batches still leave in the order they were made, each after the
+    one before. A failed push is logged, never raised. The engine loop lives as long as the
+    process, and so does the channel layer's Redis connection pool on it; pushes still on
+    their way when the process exits are given a moment to leave (``flush``).
     """
+    global _last
     if not messages:
         return
 
-    async def send_all() -> None:
+    async def send_all(previous: concurrent.futures.Future[None] | None) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(previous)
         layer = _push_layer()
         for group, message in messages:
             try:
@@ -171,15 +186,17 @@ def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
             except Exception:  # a push is a hint; pages resync on reconnect
                 log.warning("push to %s failed", group, exc_info=True)
 
-    loop = aio.loop()
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:  # called from code running on the engine loop itself: don't wait
-        loop.create_task(send_all())
+    with _order:
+        previous = _last[1] if _last and _last[0] == os.getpid() else None
+        future = asyncio.run_coroutine_threadsafe(send_all(previous), aio.loop())
+        _last = (os.getpid(), future)
+
+
+@atexit.register
+def flush(timeout: float = 5.0) -> None:
+    """Wait (a bounded time) until every push made so far has left."""
+    last = _last
+    if last is None or last[0] != os.getpid():
         return
-    try:
-        aio.run(send_all())
-    except Exception:
-        log.warning("pushes to %s failed", ", ".join(g for g, _ in messages), exc_info=True)
+    with contextlib.suppress(Exception):
+        last[1].result(timeout)
