@@ -306,6 +306,30 @@ def test_ops_page_for_staff_and_the_ops_group_only(
     assert b"<html" not in fragment.content
 
 
+def test_ops_retry_needs_a_reason_and_records_it(
+    client: Any, clean_tally: None, reviewer: Any
+) -> None:
+    """An ops person (not staff) retries a failed thread from the ops page, saying why."""
+    from django.contrib.auth.models import Group
+
+    reviewer.groups.add(Group.objects.get_or_create(name="ops")[0])
+    client.force_login(reviewer)
+    failed = ThreadFactory(status=Thread.Status.FAILED, error="boom")
+    assert b'name="reason" required' in client.get("/ops/").content
+
+    page = client.post(f"/ops/threads/{failed.pk}/retry/", {"reason": ""}, follow=True)
+    assert b"A reason is required" in page.content
+    failed.refresh_from_db()
+    assert (failed.status, failed.retry_requested) == (Thread.Status.FAILED, False)
+
+    page = client.post(f"/ops/threads/{failed.pk}/retry/", {"reason": "model back up"}, follow=True)
+    assert b"queued for a retry" in page.content
+    failed.refresh_from_db()
+    assert (failed.status, failed.retry_requested) == (Thread.Status.QUEUED, True)
+    retried = AuditEvent.objects.get(thread=failed, action="thread_retried")
+    assert (retried.actor, retried.data["reason"]) == (reviewer, "model back up")
+
+
 # --- alerts -----------------------------------------------------------------------------------
 
 

@@ -809,12 +809,20 @@ def test_retry_of_a_failed_thread_queues_it_to_ask_again(
     assert "ValueError: the node refused the answer &#x27;boom&#x27;" in html
     assert "Retry the thread" in html
 
-    response = client.post(f"/threads/{thread.pk}/retry/")
+    # Like every action on a thread's history, a retry needs a reason; nothing changes without.
+    response = client.post(f"/threads/{thread.pk}/retry/", {"reason": "  "})
+    assert response.status_code == 422
+    assert b"A reason is required" in response.content
+    thread.refresh_from_db()
+    assert (thread.status, thread.retry_requested) == (Thread.Status.FAILED, False)
+
+    response = client.post(f"/threads/{thread.pk}/retry/", {"reason": "the node is fixed"})
     assert response.status_code == 302
     assert response["Location"] == f"/threads/{thread.pk}/"
     thread.refresh_from_db()
     assert (thread.status, thread.retry_requested) == (Thread.Status.QUEUED, True)
-    assert AuditEvent.objects.filter(thread=thread, action="thread_retried", actor=staff).exists()
+    retried = AuditEvent.objects.get(thread=thread, action="thread_retried", actor=staff)
+    assert retried.data["reason"] == "the node is fixed"
 
     runs.thread_advance(thread_id=thread.pk)
     thread.refresh_from_db()
@@ -826,12 +834,12 @@ def test_retry_of_a_failed_thread_queues_it_to_ask_again(
 def test_retry_refuses_threads_that_have_not_failed(client: Client, staff: Any) -> None:
     thread = start("age", {"name": "Ada"}, staff)
     login(client, staff)
-    response = client.post(f"/threads/{thread.pk}/retry/")
+    response = client.post(f"/threads/{thread.pk}/retry/", {"reason": "try again"})
     assert response.status_code == 409
     assert response.content == b"Only failed threads can be retried; this one is interrupted."
     thread.refresh_from_db()
     assert (thread.status, thread.retry_requested) == (Thread.Status.INTERRUPTED, False)
-    assert client.post(f"/threads/{uuid4()}/retry/").status_code == 404
+    assert client.post(f"/threads/{uuid4()}/retry/", {"reason": "why"}).status_code == 404
 
 
 # --- Content-Security-Policy --------------------------------------------------------------------

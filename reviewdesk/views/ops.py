@@ -30,6 +30,7 @@ from reviewdesk.engine import stuck
 from reviewdesk.models import Queue, Thread
 from reviewdesk.queries import ops as ops_queries
 from reviewdesk.services import threads as thread_services
+from reviewdesk.views.threads import RETRY_NEEDS_REASON
 
 
 def _ops_only(request: HttpRequest) -> None:
@@ -155,10 +156,14 @@ def ops_repair(request: HttpRequest, thread_id: UUID, kind: str) -> HttpResponse
 
 @require_POST
 def ops_retry(request: HttpRequest, thread_id: UUID) -> HttpResponse:
-    """Retry a failed thread from the ops page (audited by the service)."""
+    """Retry a failed thread from the ops page (audited by the service, with its reason)."""
     _ops_only(request)
+    reason = request.POST.get("reason", "").strip()[:2000]
+    if not reason:
+        messages.error(request, RETRY_NEEDS_REASON)
+        return redirect("reviewdesk:ops")
     try:
-        thread_services.thread_retry(thread_id=thread_id, user=request.user)
+        thread_services.thread_retry(thread_id=thread_id, user=request.user, reason=reason)
     except Thread.DoesNotExist:
         return HttpResponse("No such thread.", status=404)
     except ValueError as exc:

@@ -18,6 +18,9 @@ from reviewdesk.models import Thread
 from reviewdesk.queries import threads
 from reviewdesk.services import threads as thread_services
 
+# Both Retry buttons (the thread page, the ops page) refuse an empty reason with this.
+RETRY_NEEDS_REASON = "A reason is required: say why beside Retry (it goes in the audit log)."
+
 
 def _staff_only(user: Any) -> bool:
     if not user.is_staff:
@@ -77,10 +80,12 @@ def thread_detail(request: HttpRequest, thread_id: UUID) -> HttpResponse:
 @staff_required
 @require_POST
 def thread_retry(request: HttpRequest, thread_id: UUID) -> HttpResponse:
+    """Retry a failed thread; like every action on a thread's history, it needs a reason."""
+    reason = request.POST.get("reason", "").strip()[:2000]
+    if not reason:
+        return HttpResponse(RETRY_NEEDS_REASON, status=422)
     try:
-        thread_services.thread_retry(
-            thread_id=thread_id, user=request.user, reason=request.POST.get("reason", "")[:2000]
-        )
+        thread_services.thread_retry(thread_id=thread_id, user=request.user, reason=reason)
     except Thread.DoesNotExist:
         return HttpResponse("No such thread.", status=404)
     except ValueError as exc:
