@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Any
 
 from celery import Celery, signals
 
@@ -24,17 +25,19 @@ app.conf.CELERY_DB_REUSE_MAX = 1_000_000
 
 
 @signals.task_postrun.connect
-def forget_queries(**kwargs: object) -> None:
+def forget_queries(sender: Any = None, **kwargs: object) -> None:
     """After each task: clear Django's query log, close connections that are old or broken.
 
     With DEBUG on, Django keeps every SQL statement a connection ran (up to 9,000 per
     connection): a worker that runs tasks for days would hold them all. Requests reset it
-    themselves; tasks don't.
+    themselves; tasks don't. A task run eagerly (``apply()``) runs inside its caller, whose
+    connection (and open transaction) is not the task's to close, as Celery's fixup also holds.
     """
     from django.db import close_old_connections, reset_queries
 
     reset_queries()
-    close_old_connections()
+    if not getattr(getattr(sender, "request", None), "is_eager", False):
+        close_old_connections()
 
 
 # --- ops: routing, machinery heartbeats, quiet periodic tasks, no query log in workers ----------
