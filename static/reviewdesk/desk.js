@@ -61,10 +61,13 @@
   document.addEventListener("htmx:afterRequest", function (event) {
     if (!isList(event)) return;
     listFetching = false;
-    if (listStale) {
-      listStale = false;
-      window.setTimeout(function () { htmx.trigger(document.body, "desk:refetch"); }, 0);
-    }
+    if (!listStale) return;
+    listStale = false;
+    // Asked of the new list itself: its own triggers are attached only when it settles.
+    window.setTimeout(function () {
+      var list = document.getElementById("queue-items");
+      if (list) htmx.ajax("GET", list.getAttribute("hx-get"), { source: list, target: list, swap: "outerHTML" });
+    }, 50);
   });
 
   // --- an answer the person had not sent yet survives the item being decided under it ---------
