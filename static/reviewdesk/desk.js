@@ -68,6 +68,8 @@
       var list = document.getElementById("queue-items");
       if (list) htmx.ajax("GET", list.getAttribute("hx-get"), { source: list, target: list, swap: "outerHTML" });
     }, 50);
+    // And once more through the settled list's own trigger, should that request be lost too.
+    window.setTimeout(function () { htmx.trigger(document.body, "desk:resync"); }, 1000);
   });
 
   // --- an answer the person had not sent yet survives the item being decided under it ---------
